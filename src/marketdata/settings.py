@@ -1,0 +1,89 @@
+"""The one settings object, read once at the edge (CLI callback, app factory) and passed down.
+
+Environment variables are prefixed ``MARKETDATA_`` (plus the vendor's ``POLYGON_*`` names) and may
+also come from a ``.env`` file in the working directory. Nothing else in marketdata reads
+``os.environ``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+_SUPPORTED_SCHEMES = ("sqlite://", "postgresql://", "postgres://", "postgresql+psycopg://")
+
+
+class Settings(BaseSettings):
+    """Everything configurable about a marketdata installation."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MARKETDATA_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Where the embedded SQLite database (and later backups) live.",
+    )
+    database_url: str = Field(
+        default="",
+        description=(
+            "sqlite:///path/file.db or postgresql://user@host:port/db. "
+            "Empty means a SQLite file `marketdata.db` under data_dir."
+        ),
+    )
+    log_level: LogLevel = "INFO"
+    host: str = Field(default="127.0.0.1", description="Address `marketdata serve` binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `marketdata serve` uses.")
+    import_chunk_rows: int = Field(
+        default=200_000,
+        ge=1_000,
+        le=5_000_000,
+        description="Rows per transaction when importing files; bounds memory.",
+    )
+    polygon_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("POLYGON_API_KEY", "MASSIVE_API_KEY"),
+        description="Polygon.io / Massive API key (kept secret; never logged).",
+    )
+    polygon_base_url: str = Field(
+        default="https://api.massive.com",
+        validation_alias=AliasChoices("POLYGON_BASE_URL", "MASSIVE_BASE_URL"),
+        description="Base URL of the Polygon/Massive REST API.",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(_SUPPORTED_SCHEMES):
+            scheme = value.split(":", 1)[0] if ":" in value else value[:20]
+            msg = (
+                f"MARKETDATA_DATABASE_URL has unsupported scheme {scheme!r}: "
+                "use sqlite:///path/file.db or postgresql://user@host:port/db"
+            )
+            raise ValueError(msg)
+        return value
+
+    @field_validator("polygon_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            msg = "POLYGON_BASE_URL must start with http:// or https://"
+            raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'marketdata.db'}"
+        return self

@@ -1,0 +1,99 @@
+"""Apply and check the Alembic migrations shipped inside the package."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from marketdata.errors import DatabaseUnreachable, SchemaOutOfDate, StorageError
+from marketdata.storage.urls import DatabaseUrl
+
+log = logging.getLogger(__name__)
+
+
+def _config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", "marketdata.storage:migrations")
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest revision this version of marketdata ships."""
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None  # noqa: S101  # the package always ships migrations
+    return head
+
+
+@contextmanager
+def _connect(db: DatabaseUrl) -> Iterator[sa.Connection]:
+    if db.backend == "sqlite":
+        db.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(db.sqlalchemy, poolclass=sa.NullPool)
+    try:
+        try:
+            conn = engine.connect()
+        except sa.exc.OperationalError as exc:
+            raise DatabaseUnreachable(
+                f"cannot connect to {db.display}: {_first_line(exc.orig)}"
+            ) from None
+        with conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def _first_line(exc: BaseException | None) -> str:
+    text = str(exc or "").strip().splitlines()
+    return text[0] if text else "unknown error"
+
+
+def current_revision(db: DatabaseUrl) -> str | None:
+    """The revision the database is at, or ``None`` when it has never been migrated."""
+    with _connect(db) as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(db: DatabaseUrl, revision: str = "head") -> str:
+    """Migrate the database to ``revision``; returns the revision reached."""
+    cfg = _config()
+    with _connect(db) as conn:
+        cfg.attributes["connection"] = conn
+        try:
+            command.upgrade(cfg, revision)
+            conn.commit()
+        except sa.exc.SQLAlchemyError as exc:
+            msg = f"migration of {db.display} failed: {_first_line(exc.orig or exc)}"  # type: ignore[attr-defined]
+            raise StorageError(msg) from None
+        return MigrationContext.configure(conn).get_current_revision() or ""
+
+
+def ensure_current(db: DatabaseUrl, *, create: bool = True) -> None:
+    """Check the schema at start-up.
+
+    A database that was never migrated (a new SQLite file, an empty PostgreSQL database) is
+    created when ``create`` is true: zero set-up. One that is behind raises
+    :class:`SchemaOutOfDate` telling the user to run ``marketdata db upgrade``.
+    """
+    current = current_revision(db)
+    head = head_revision()
+    if current == head:
+        return
+    if current is None and create:
+        log.info("creating the schema in %s", db.display, extra={"event": "schema_created"})
+        upgrade(db)
+        return
+    if current is None:
+        msg = f"{db.display} has no marketdata schema: run `marketdata db upgrade`"
+        raise SchemaOutOfDate(msg)
+    msg = (
+        f"{db.display} is at schema revision {current}, this version needs {head}: "
+        "run `marketdata db upgrade`"
+    )
+    raise SchemaOutOfDate(msg)

@@ -1,0 +1,394 @@
+"""SQLite backend: the stdlib driver in WAL mode, one connection on one worker thread.
+
+All statements run on a single dedicated thread, so the async interface never blocks the event
+loop and the connection is never shared between threads. Writes use ``executemany`` inside one
+``BEGIN IMMEDIATE`` transaction per chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import polars as pl
+
+from marketdata.bars import VALUE_COLUMNS
+from marketdata.errors import DatabaseUnreachable, StorageError
+from marketdata.storage.base import (
+    READ_SCHEMA,
+    SymbolStatus,
+    UpsertCounts,
+    disjoint_from_stored,
+    prepare_write,
+    status_deltas,
+)
+
+T = TypeVar("T")
+
+_BAR_COLUMNS = (
+    "symbol, date, open, high, low, close, volume, vwap, transactions, "
+    "source, quality, flags, validated, ingested_at"
+)
+_PLACEHOLDERS = ", ".join("?" * 14)
+_DIFFERS = " OR ".join(f"s.{c} IS NOT b.{c}" for c in VALUE_COLUMNS)
+_UPDATE_SET = ", ".join(
+    f"{c} = excluded.{c}"
+    for c in (*VALUE_COLUMNS, "source", "quality", "flags", "validated", "ingested_at")
+)
+_DIFFERS_EXCLUDED = " OR ".join(f"bars.{c} IS NOT excluded.{c}" for c in VALUE_COLUMNS)
+
+_STATUS_UPSERT = """
+INSERT INTO symbol_status (symbol, first_date, last_date, bar_count, validated_count,
+                           gap_count, updated_at)
+VALUES (?, ?, ?, ?, ?, 0, ?)
+ON CONFLICT (symbol) DO UPDATE SET
+  first_date = CASE WHEN symbol_status.first_date IS NULL
+                      OR excluded.first_date < symbol_status.first_date
+                    THEN excluded.first_date ELSE symbol_status.first_date END,
+  last_date = CASE WHEN symbol_status.last_date IS NULL
+                     OR excluded.last_date > symbol_status.last_date
+                   THEN excluded.last_date ELSE symbol_status.last_date END,
+  bar_count = symbol_status.bar_count + excluded.bar_count,
+  validated_count = symbol_status.validated_count + excluded.validated_count,
+  updated_at = excluded.updated_at
+"""
+
+
+def _iso_ts(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _rows(frame: pl.DataFrame) -> list[tuple[Any, ...]]:
+    """Rows in ``bars`` column order with SQLite-friendly types (ISO text dates)."""
+    return frame.with_columns(
+        pl.col("date").dt.to_string("%Y-%m-%d"),
+        pl.col("validated").cast(pl.Int8),
+        pl.col("ingested_at").dt.to_string("%Y-%m-%dT%H:%M:%S.%6f+00:00"),
+    ).rows()
+
+
+class SQLiteStore:
+    """A :class:`~marketdata.storage.base.Store` in one SQLite file."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="marketdata-sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def description(self) -> str:
+        """Where the data lives."""
+        return f"SQLite file {self._path}"
+
+    @classmethod
+    async def open(cls, path: Path) -> SQLiteStore:
+        """Open (creating the file if needed) and configure the connection."""
+        store = cls(path)
+        await store._run(store._connect)
+        return store
+
+    def _connect(self) -> None:
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            msg = f"cannot open {self.description}: {exc}"
+            raise DatabaseUnreachable(msg) from None
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA cache_size = -65536")
+        self._conn = conn
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except sqlite3.Error as exc:
+            msg = f"{self.description}: {exc}"
+            raise StorageError(msg) from exc
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            msg = "the store is closed"
+            raise StorageError(msg)
+        return self._conn
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def upsert_bars(
+        self, frame: pl.DataFrame, *, source: str, at: dt.datetime
+    ) -> UpsertCounts:
+        """Write ``frame`` in one transaction; see :class:`~marketdata.storage.base.Store`."""
+        if frame.is_empty():
+            return UpsertCounts()
+        prepared = prepare_write(frame, source=source, at=at)
+        return await self._run(self._upsert, prepared, source, at)
+
+    def _upsert(self, frame: pl.DataFrame, source: str, at: dt.datetime) -> UpsertCounts:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            stored = self._spans(db, frame["symbol"].unique().to_list())
+            if disjoint_from_stored(frame, stored):
+                counts = self._insert_only(db, frame, at)
+            else:
+                counts = self._merge(db, frame, source, at)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return counts
+
+    @staticmethod
+    def _spans(
+        db: sqlite3.Connection, symbols: list[str]
+    ) -> dict[str, tuple[dt.date | None, dt.date | None]]:
+        spans: dict[str, tuple[dt.date | None, dt.date | None]] = {}
+        for i in range(0, len(symbols), 500):
+            part = symbols[i : i + 500]
+            marks = ", ".join("?" * len(part))
+            for symbol, first, last in db.execute(
+                f"SELECT symbol, first_date, last_date FROM symbol_status WHERE symbol IN ({marks})",  # noqa: S608  # placeholders only
+                part,
+            ):
+                spans[symbol] = (
+                    dt.date.fromisoformat(first) if first else None,
+                    dt.date.fromisoformat(last) if last else None,
+                )
+        return spans
+
+    def _insert_only(
+        self, db: sqlite3.Connection, frame: pl.DataFrame, at: dt.datetime
+    ) -> UpsertCounts:
+        db.executemany(
+            f"INSERT INTO bars ({_BAR_COLUMNS}) VALUES ({_PLACEHOLDERS})",  # noqa: S608  # constants
+            _rows(frame),
+        )
+        self._apply_status(db, status_deltas(frame), at)
+        return UpsertCounts(inserted=frame.height)
+
+    def _merge(
+        self, db: sqlite3.Connection, frame: pl.DataFrame, source: str, at: dt.datetime
+    ) -> UpsertCounts:
+        db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS _stage AS SELECT * FROM bars WHERE 0"
+        )
+        db.execute("DELETE FROM _stage")
+        db.executemany(
+            f"INSERT INTO _stage ({_BAR_COLUMNS}) VALUES ({_PLACEHOLDERS})",  # noqa: S608
+            _rows(frame),
+        )
+        deltas = db.execute(
+            f"""
+            SELECT s.symbol,
+                   MIN(CASE WHEN b.symbol IS NULL THEN s.date END),
+                   MAX(CASE WHEN b.symbol IS NULL THEN s.date END),
+                   SUM(b.symbol IS NULL),
+                   SUM(b.symbol IS NOT NULL AND ({_DIFFERS})),
+                   SUM(CASE WHEN b.symbol IS NULL THEN s.validated
+                            WHEN {_DIFFERS} THEN s.validated - b.validated ELSE 0 END)
+            FROM _stage s LEFT JOIN bars b ON b.symbol = s.symbol AND b.date = s.date
+            GROUP BY s.symbol
+            """  # noqa: S608  # constants
+        ).fetchall()
+        inserted = sum(int(d[3]) for d in deltas)
+        updated = sum(int(d[4]) for d in deltas)
+        if updated:
+            db.execute(
+                f"""
+                INSERT INTO bar_revisions ({_BAR_COLUMNS}, revised_at, revised_by)
+                SELECT b.symbol, b.date, b.open, b.high, b.low, b.close, b.volume, b.vwap,
+                       b.transactions, b.source, b.quality, b.flags, b.validated,
+                       b.ingested_at, ?, ?
+                FROM _stage s JOIN bars b ON b.symbol = s.symbol AND b.date = s.date
+                WHERE {_DIFFERS}
+                """,  # noqa: S608  # constants
+                (_iso_ts(at), source),
+            )
+        if inserted or updated:
+            db.execute(
+                f"""
+                INSERT INTO bars ({_BAR_COLUMNS}) SELECT {_BAR_COLUMNS} FROM _stage WHERE true
+                ON CONFLICT (symbol, date) DO UPDATE SET {_UPDATE_SET}
+                WHERE {_DIFFERS_EXCLUDED}
+                """  # noqa: S608  # constants
+            )
+        db.execute("DELETE FROM _stage")
+        status = pl.DataFrame(
+            [(d[0], d[1], d[2], int(d[3]), int(d[5] or 0)) for d in deltas if d[3] or d[4]],
+            schema={
+                "symbol": pl.String,
+                "first_date": pl.String,
+                "last_date": pl.String,
+                "inserted": pl.Int64,
+                "validated": pl.Int64,
+            },
+            orient="row",
+        ).with_columns(pl.col("first_date", "last_date").str.to_date("%Y-%m-%d"))
+        self._apply_status(db, status, at)
+        return UpsertCounts(
+            inserted=inserted, updated=updated, unchanged=frame.height - inserted - updated
+        )
+
+    @staticmethod
+    def _apply_status(db: sqlite3.Connection, deltas: pl.DataFrame, at: dt.datetime) -> None:
+        stamp = _iso_ts(at)
+        db.executemany(
+            _STATUS_UPSERT,
+            [
+                (
+                    symbol,
+                    first.isoformat() if first else None,
+                    last.isoformat() if last else None,
+                    inserted,
+                    validated,
+                    stamp,
+                )
+                for symbol, first, last, inserted, validated in deltas.select(
+                    "symbol", "first_date", "last_date", "inserted", "validated"
+                ).iter_rows()
+            ],
+        )
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def read_bars(
+        self,
+        symbol: str,
+        *,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        validated_only: bool = False,
+        min_quality: float | None = None,
+    ) -> pl.DataFrame:
+        """Bars of ``symbol`` in [start, end], oldest first."""
+        sql = [
+            "SELECT date, open, high, low, close, volume, vwap, transactions, quality, flags,"
+            " validated, ingested_at FROM bars WHERE symbol = ?"
+        ]
+        params: list[Any] = [symbol]
+        if start is not None:
+            sql.append("AND date >= ?")
+            params.append(start.isoformat())
+        if end is not None:
+            sql.append("AND date <= ?")
+            params.append(end.isoformat())
+        if validated_only:
+            sql.append("AND validated")
+        if min_quality is not None:
+            sql.append("AND quality >= ?")
+            params.append(min_quality)
+        sql.append("ORDER BY date")
+        rows = await self._run(self._fetch, " ".join(sql), params)
+        return _frame(rows, READ_SCHEMA)
+
+    async def read_revisions(self, symbol: str) -> pl.DataFrame:
+        """Earlier versions of ``symbol``'s bars, oldest revision first."""
+        rows = await self._run(
+            self._fetch,
+            "SELECT date, open, high, low, close, volume, vwap, transactions, source, quality,"
+            " flags, validated, ingested_at, revised_at, revised_by FROM bar_revisions"
+            " WHERE symbol = ? ORDER BY revised_at, date",
+            [symbol],
+        )
+        return _frame(rows, REVISION_SCHEMA)
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return self._db.execute(sql, params).fetchall()
+
+    async def symbol_statuses(self, symbols: Sequence[str] | None = None) -> list[SymbolStatus]:
+        """Per-symbol summaries, ordered by symbol."""
+        sql = (
+            "SELECT symbol, first_date, last_date, bar_count, validated_count, gap_count,"
+            " last_fetch, last_error, updated_at FROM symbol_status"
+        )
+        params: list[Any] = []
+        if symbols is not None:
+            if not symbols:
+                return []
+            sql += f" WHERE symbol IN ({', '.join('?' * len(symbols))})"
+            params = list(symbols)
+        rows = await self._run(self._fetch, sql + " ORDER BY symbol", params)
+        return [
+            SymbolStatus(
+                symbol=r[0],
+                first_date=_date(r[1]),
+                last_date=_date(r[2]),
+                bar_count=int(r[3]),
+                validated_count=int(r[4]),
+                gap_count=int(r[5]),
+                last_fetch=_ts(r[6]),
+                last_error=r[7],
+                updated_at=_ts(r[8]) or dt.datetime.min.replace(tzinfo=dt.UTC),
+            )
+            for r in rows
+        ]
+
+    async def ping(self) -> None:
+        """Run a trivial query."""
+        await self._run(self._fetch, "SELECT 1", [])
+
+    async def aclose(self) -> None:
+        """Close the connection and stop the worker thread."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._executor.shutdown(wait=True)
+
+
+REVISION_SCHEMA: dict[str, pl.DataType] = {
+    "date": pl.Date(),
+    "open": pl.Float64(),
+    "high": pl.Float64(),
+    "low": pl.Float64(),
+    "close": pl.Float64(),
+    "volume": pl.Float64(),
+    "vwap": pl.Float64(),
+    "transactions": pl.Int64(),
+    "source": pl.String(),
+    "quality": pl.Float64(),
+    "flags": pl.Int64(),
+    "validated": pl.Boolean(),
+    "ingested_at": pl.Datetime("us", "UTC"),
+    "revised_at": pl.Datetime("us", "UTC"),
+    "revised_by": pl.String(),
+}
+
+
+def _date(value: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(value) if value else None
+
+
+def _ts(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def _frame(rows: list[tuple[Any, ...]], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Driver rows → a typed frame; dates and timestamps arrive as ISO text."""
+    text_schema = {
+        name: pl.String() if isinstance(dtype, pl.Date | pl.Datetime) else dtype
+        for name, dtype in schema.items()
+    }
+    text_schema = {n: (pl.Int8() if isinstance(t, pl.Boolean) else t) for n, t in text_schema.items()}
+    frame = pl.DataFrame(rows, schema=text_schema, orient="row")
+    return frame.with_columns(
+        (
+            pl.col(name).str.to_date("%Y-%m-%d")
+            if isinstance(dtype, pl.Date)
+            else pl.col(name).str.to_datetime(time_unit="us", time_zone="UTC")
+            if isinstance(dtype, pl.Datetime)
+            else pl.col(name).cast(dtype)
+        )
+        for name, dtype in schema.items()
+    )
