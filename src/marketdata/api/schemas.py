@@ -1,0 +1,48 @@
+"""Response models: the public API contract (documented in OpenAPI)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Bar(BaseModel):
+    """One daily bar, raw (unadjusted) as received."""
+
+    date: dt.date = Field(description="Exchange session date (America/New_York).")
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    vwap: float | None = Field(description="Volume-weighted average price, when the source gave one.")
+    transactions: int | None = Field(description="Number of trades, when the source gave one.")
+    quality: float | None = Field(description="Quality score 0–1; null until validated.")
+    validated: bool = Field(description="True when the bar passed every hard check.")
+
+
+class BarsResponse(BaseModel):
+    """Bars of one symbol, oldest first."""
+
+    symbol: str
+    count: int
+    bars: list[Bar]
+
+
+class Health(BaseModel):
+    """Liveness and readiness."""
+
+    status: Literal["ok", "degraded"]
+    timestamp: dt.datetime
+    version: str
+    database: Literal["ok", "unreachable"]
+    database_detail: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error response."""
+
+    error: str = Field(description="Error class, e.g. NotFound.")
+    detail: str

@@ -1,0 +1,382 @@
+"""The ``marketdata`` command: thin commands over the service layer.
+
+Each command builds what it needs from the one :class:`~marketdata.settings.Settings` object,
+calls the same service function the API uses, and renders the result. :func:`main` turns any
+:class:`~marketdata.errors.MarketDataError` into one clear line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from marketdata import __version__, logs
+from marketdata.cli import render
+from marketdata.errors import ConfigError, InputError, MarketDataError
+from marketdata.service import export as export_service
+from marketdata.service import ingest
+from marketdata.settings import Settings
+from marketdata.storage import DatabaseUrl, Store, head_revision, open_store, upgrade
+from marketdata.storage.migrate import current_revision
+
+T = TypeVar("T")
+
+#: Exit status when an import finished but skipped rejected rows.
+EXIT_PARTIAL = 3
+
+out = Console()
+err = Console(stderr=True)
+
+app = typer.Typer(
+    name="marketdata",
+    help=(
+        "Own a clean, verified copy of US daily stock bars: import, store (SQLite or "
+        "PostgreSQL), export and serve them.\n\n"
+        "Settings come from MARKETDATA_* environment variables or a .env file; see README."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    epilog="Exit status: 0 success, 1 error, 2 usage error, 3 import finished with rejected rows.",
+)
+db_app = typer.Typer(help="Database schema: apply or inspect migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with command-line overrides; errors become one line."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings = ctx.obj
+    assert isinstance(settings, Settings)  # noqa: S101  # set by the root callback
+    return settings
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"marketdata {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="sqlite:///path.db or postgresql://user@host:port/db "
+            "(default: MARKETDATA_DATABASE_URL, else a SQLite file under ./data).",
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Show the version and exit.", callback=_version, is_eager=True),
+    ] = False,
+) -> None:
+    """Own a clean, verified copy of US daily stock bars."""
+    del version
+    settings = load_settings(database_url=database_url)
+    secrets = [settings.polygon_api_key.get_secret_value()] if settings.polygon_api_key else []
+    password = DatabaseUrl.parse(settings.database_url).url.password
+    if password:
+        secrets.append(str(password))
+    logs.configure(settings.log_level, secrets=secrets)
+    ctx.obj = settings
+
+
+def _run(coro: Awaitable[T]) -> T:
+    return asyncio.run(coro)  # type: ignore[arg-type]  # Awaitable from an async def
+
+
+@asynccontextmanager
+async def _store(settings: Settings) -> Any:
+    store = await open_store(settings.database_url)
+    try:
+        yield store
+    finally:
+        await store.aclose()
+
+
+def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
+    async def go() -> T:
+        cm: AbstractAsyncContextManager[Store] = _store(settings)
+        async with cm as store:
+            return await fn(store)
+
+    return asyncio.run(go())
+
+
+# -- import -----------------------------------------------------------------------------------
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="CSV, CSV.gz or Parquet files with a header: symbol,date,open,high,low,close,"
+            "volume[,vwap,transactions] or Polygon flat files' day-aggregates layout.",
+            show_default=False,
+        ),
+    ],
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Reject a whole file, writing nothing, if any row is bad."),
+    ] = False,
+    chunk_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--chunk-rows",
+            min=1000,
+            help="Rows per transaction (default MARKETDATA_IMPORT_CHUNK_ROWS, 200,000).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Load bars from files; identical rows are left alone, changed rows keep a revision.
+
+    Bad rows (unparsable number or date, empty symbol, wrong number of fields) are reported
+    with file and line and skipped.
+
+    Example: marketdata import aapl.csv 2024-01-*.csv.gz
+    """
+    settings = _settings(ctx)
+    rows_per_chunk = chunk_rows or settings.import_chunk_rows
+    checked = ingest.check_files(files)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+    tasks = {
+        str(f.path): progress.add_task(f.path.name, total=f.size, rows=0) for f in checked
+    }
+
+    def on_progress(bar_file: ingest.BarFile, position: int, rows: int) -> None:
+        task = tasks[str(bar_file.path)]
+        done = progress.tasks[task].fields["rows"] + rows
+        progress.update(task, completed=position, rows=done)
+
+    started = time.perf_counter()
+    with progress:
+        report = _with_store(
+            settings,
+            lambda store: ingest.import_files(
+                store,
+                checked,
+                at=dt.datetime.now(dt.UTC),
+                chunk_rows=rows_per_chunk,
+                strict=strict,
+                progress=on_progress,
+            ),
+        )
+        for f in checked:
+            progress.update(tasks[str(f.path)], completed=f.size)
+    elapsed = time.perf_counter() - started
+    out.print(render.import_summary(report, seconds=elapsed))
+    if report.rejected_count:
+        err.print(render.rejected_lines(report))
+        err.print(
+            f"[yellow]warning:[/yellow] {report.rejected_count:,} row(s) rejected and skipped; "
+            "the rest was written."
+        )
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+# -- export -----------------------------------------------------------------------------------
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    symbols: Annotated[
+        list[str] | None, typer.Argument(help="Symbols to export.", show_default=False)
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Export every stored symbol.")] = False,
+    fmt: Annotated[
+        export_service.ExportFormat,
+        typer.Option("--format", "-f", help="Output format."),
+    ] = "csv",
+    out_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Output file (CSV defaults to standard output).", show_default=False
+        ),
+    ] = None,
+    start: Annotated[
+        dt.datetime | None,
+        typer.Option(help="First session date (YYYY-MM-DD).", formats=["%Y-%m-%d"], show_default=False),
+    ] = None,
+    end: Annotated[
+        dt.datetime | None,
+        typer.Option(help="Last session date (YYYY-MM-DD).", formats=["%Y-%m-%d"], show_default=False),
+    ] = None,
+) -> None:
+    """Write stored bars as CSV or Parquet, in the layout `marketdata import` reads.
+
+    Example: marketdata export AAPL BRK.B --format parquet --out bars.parquet
+    """
+    settings = _settings(ctx)
+    if not symbols and not all_:
+        raise InputError("name at least one symbol, or pass --all")
+    if start and end and start > end:
+        raise InputError(f"--start {start.date()} is after --end {end.date()}")
+
+    async def go(store: Store) -> int:
+        chosen = list(symbols or [])
+        if all_:
+            chosen = sorted(set(chosen) | set(await export_service.stored_symbols(store)))
+        target: Path | Any = out_path if out_path else sys.stdout.buffer
+        return await export_service.export_symbols(
+            store,
+            chosen,
+            fmt=fmt,
+            out=target,
+            start=start.date() if start else None,
+            end=end.date() if end else None,
+        )
+
+    written = _with_store(settings, go)
+    if out_path:
+        err.print(f"wrote {written:,} bars to {escape(str(out_path))}")
+
+
+# -- status -----------------------------------------------------------------------------------
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    symbols: Annotated[
+        list[str] | None, typer.Argument(help="Only these symbols.", show_default=False)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show per-symbol coverage from the maintained summaries (never scans the bars)."""
+    settings = _settings(ctx)
+    statuses = _with_store(settings, lambda store: store.symbol_statuses(symbols or None))
+    if as_json:
+        payload = [
+            {
+                "symbol": s.symbol,
+                "first_date": s.first_date.isoformat() if s.first_date else None,
+                "last_date": s.last_date.isoformat() if s.last_date else None,
+                "bar_count": s.bar_count,
+                "validated_count": s.validated_count,
+                "gap_count": s.gap_count,
+                "last_fetch": s.last_fetch.isoformat() if s.last_fetch else None,
+                "last_error": s.last_error,
+            }
+            for s in statuses
+        ]
+        out.print_json(json.dumps(payload))
+        return
+    if not statuses:
+        out.print("No bars stored yet. Load some with: marketdata import FILE")
+        return
+    out.print(render.status_table(statuses))
+
+
+# -- db ---------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Apply all pending migrations (safe to run any time)."""
+    db = DatabaseUrl.parse(_settings(ctx).database_url)
+    before = current_revision(db)
+    after = upgrade(db)
+    if before == after:
+        out.print(f"{db.display} is up to date (revision {after}).")
+    else:
+        out.print(f"{db.display} upgraded from {before or 'empty'} to revision {after}.")
+
+
+@db_app.command("current")
+def db_current(ctx: typer.Context) -> None:
+    """Show the schema revision of the database and the one this version needs."""
+    db = DatabaseUrl.parse(_settings(ctx).database_url)
+    current = current_revision(db)
+    head = head_revision()
+    state = "up to date" if current == head else "behind: run `marketdata db upgrade`"
+    out.print(f"{db.display}: revision {current or 'none'} (needs {head}) — {state}")
+
+
+# -- serve ------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default MARKETDATA_HOST, 127.0.0.1).", show_default=False)
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default MARKETDATA_PORT, 8000).", show_default=False)
+    ] = None,
+) -> None:
+    """Serve the REST API (docs at /docs)."""
+    import uvicorn  # noqa: PLC0415  # only this command needs the server
+
+    from marketdata.api.app import create_app  # noqa: PLC0415
+
+    settings = _settings(ctx)
+    # Fail fast, with one clear line, before the server starts.
+    _with_store(settings, lambda store: store.ping())
+    bind_host = host or settings.host
+    bind_port = port or settings.port
+    err.print(
+        f"serving {escape(DatabaseUrl.parse(settings.database_url).display)} on "
+        f"http://{bind_host}:{bind_port}  (API docs: /docs)"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=bind_host,
+        port=bind_port,
+        log_level=settings.log_level.lower(),
+    )
+
+
+def main() -> None:
+    """Entry point: run the app, turning marketdata errors into one line and exit 1."""
+    try:
+        app()
+    except MarketDataError as exc:
+        err.print(f"[bold red]error:[/bold red] {escape(logs.redact_url_passwords(str(exc)))}")
+        sys.exit(1)

@@ -1,0 +1,272 @@
+"""Bar files: CSV, gzip-compressed CSV and Parquet, streamed in bounded chunks.
+
+:func:`open_bar_file` checks the file (exists, not empty, a known format, a known header) and
+returns a :class:`BarFile` whose :meth:`~BarFile.chunks` yields parsed chunks of at most
+``chunk_rows`` rows with the rejected rows of each, tagged with their line (CSV) or row
+(Parquet) number. Memory stays bounded by the chunk size, whatever the file size.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from marketdata.errors import InputError
+from marketdata.providers.parsing import LINE, Layout, LayoutError, detect_layout, parse_chunk
+
+Format = Literal["csv", "csv.gz", "parquet"]
+_GZIP_MAGIC = b"\x1f\x8b"
+_PARQUET_MAGIC = b"PAR1"
+_BLOCK_SIZE = 8 << 20
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileChunk:
+    """Parsed rows of one chunk, its rejected rows, and how far through the file it reached."""
+
+    bars: pl.DataFrame
+    rejected: pl.DataFrame  # columns: _line, reason
+    position: int  # bytes (CSV) or rows (Parquet) consumed so far, for progress
+
+
+@dataclass(slots=True, kw_only=True)
+class BarFile:
+    """A checked bar file, ready to stream."""
+
+    path: Path
+    format: Format
+    layout: Layout
+    size: int  # total bytes (CSV) or rows (Parquet): the progress bar's 100 %
+    columns: list[str] = field(default_factory=list)
+
+    @property
+    def unit(self) -> str:
+        """What :attr:`size` and :attr:`FileChunk.position` count."""
+        return "rows" if self.format == "parquet" else "bytes"
+
+    def chunks(self, chunk_rows: int) -> Iterator[FileChunk]:
+        """Parse the file in chunks of at most ``chunk_rows`` rows."""
+        if self.format == "parquet":
+            yield from self._parquet_chunks(chunk_rows)
+        else:
+            yield from self._csv_chunks(chunk_rows)
+
+    # -- CSV -------------------------------------------------------------------------------
+
+    def _csv_chunks(self, chunk_rows: int) -> Iterator[FileChunk]:
+        skipped: list[tuple[int, str]] = []  # (line, reason) of rows pyarrow could not split
+
+        def on_invalid(row: pcsv.InvalidRow) -> str:
+            text = (row.text or "").strip()
+            if text:
+                skipped.append(
+                    (
+                        row.number if row.number is not None else -1,
+                        f"expected {row.expected_columns} fields, found {row.actual_columns}",
+                    )
+                )
+            else:
+                skipped.append((row.number if row.number is not None else -1, ""))
+            return "skip"
+
+        with self.path.open("rb") as raw:
+            stream: BinaryIO = raw
+            if self.format == "csv.gz":
+                stream = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+            try:
+                reader = pcsv.open_csv(
+                    stream,
+                    read_options=pcsv.ReadOptions(block_size=_BLOCK_SIZE, use_threads=False),
+                    parse_options=pcsv.ParseOptions(
+                        invalid_row_handler=on_invalid, ignore_empty_lines=False
+                    ),
+                    convert_options=pcsv.ConvertOptions(
+                        column_types={c: pa.string() for c in self.columns},
+                        strings_can_be_null=False,
+                        quoted_strings_can_be_null=False,
+                    ),
+                )
+                good_rows = 0  # data rows handed out so far
+                pending: list[pl.DataFrame] = []
+                pending_rows = 0
+                reported = 0
+                for batch in reader:
+                    frame = pl.from_arrow(batch)
+                    assert isinstance(frame, pl.DataFrame)  # noqa: S101  # a batch is a table
+                    lines = _line_numbers(good_rows, frame.height, skipped)
+                    good_rows += frame.height
+                    frame = frame.with_columns(pl.Series(LINE, lines))
+                    pending.append(frame)
+                    pending_rows += frame.height
+                    if pending_rows >= chunk_rows:
+                        rejected = _skipped_frame(skipped[reported:])
+                        reported = len(skipped)
+                        yield from self._emit(pl.concat(pending), rejected, raw.tell(), chunk_rows)
+                        pending, pending_rows = [], 0
+                rejected = _skipped_frame(skipped[reported:])
+                if pending or rejected.height:
+                    yield from self._emit(
+                        pl.concat(pending) if pending else None, rejected, raw.tell(), chunk_rows
+                    )
+            except (pa.ArrowInvalid, OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+                msg = f"{self.path}: cannot read as {self.format.upper()}: {_first_line(exc)}"
+                raise InputError(msg) from None
+
+    def _emit(
+        self,
+        frame: pl.DataFrame | None,
+        rejected: pl.DataFrame,
+        position: int,
+        chunk_rows: int,
+    ) -> Iterator[FileChunk]:
+        if frame is None or frame.is_empty():
+            yield FileChunk(bars=_empty_parsed(self.layout), rejected=rejected, position=position)
+            return
+        # Blank lines arrive as all-empty rows: skip them silently.
+        data_cols = [c for c in frame.columns if c != LINE]
+        frame = frame.filter(~pl.all_horizontal(pl.col(data_cols).str.strip_chars() == ""))
+        for offset in range(0, max(frame.height, 1), chunk_rows):
+            part = parse_chunk(frame.slice(offset, chunk_rows), self.layout)
+            extra = rejected if offset == 0 else rejected.clear()
+            yield FileChunk(
+                bars=part.bars,
+                rejected=pl.concat([extra, part.rejected]).sort(LINE),
+                position=position,
+            )
+
+    # -- Parquet ---------------------------------------------------------------------------
+
+    def _parquet_chunks(self, chunk_rows: int) -> Iterator[FileChunk]:
+        try:
+            pfile = pq.ParquetFile(self.path)
+            row = 0
+            for batch in pfile.iter_batches(batch_size=chunk_rows):
+                frame = pl.from_arrow(batch)
+                assert isinstance(frame, pl.DataFrame)  # noqa: S101  # a batch is a table
+                frame = frame.with_columns(
+                    pl.int_range(row + 1, row + 1 + frame.height, dtype=pl.Int64).alias(LINE)
+                )
+                row += frame.height
+                part = parse_chunk(frame, self.layout)
+                yield FileChunk(bars=part.bars, rejected=part.rejected, position=row)
+        except (pa.ArrowInvalid, OSError) as exc:
+            msg = f"{self.path}: cannot read as Parquet: {_first_line(exc)}"
+            raise InputError(msg) from None
+
+
+def _empty_parsed(layout: Layout) -> pl.DataFrame:
+    from marketdata.bars import empty_bars  # noqa: PLC0415  # tiny helper, avoids a cycle
+
+    del layout
+    return empty_bars()
+
+
+def _line_numbers(start: int, count: int, skipped: list[tuple[int, str]]) -> np.ndarray:
+    """File line numbers of data rows ``start .. start+count`` (0-based among kept rows).
+
+    Line 1 is the header; rows pyarrow skipped (listed in ``skipped``) still used a line.
+    """
+    gaps = np.array(sorted(line for line, _ in skipped if line > 0), dtype=np.int64)
+    index = np.arange(start, start + count, dtype=np.int64)
+    lines = index + 2
+    for _ in range(len(gaps) + 1):
+        shifted = index + 2 + np.searchsorted(gaps, lines, side="right")
+        if np.array_equal(shifted, lines):
+            break
+        lines = shifted
+    return lines
+
+
+def _skipped_frame(skipped: list[tuple[int, str]]) -> pl.DataFrame:
+    rows = [(line, reason) for line, reason in skipped if reason]
+    return pl.DataFrame(rows, schema={LINE: pl.Int64, "reason": pl.String}, orient="row")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _sniff(path: Path, head: bytes) -> Format:
+    name = path.name.lower()
+    if head.startswith(_PARQUET_MAGIC):
+        return "parquet"
+    if head.startswith(_GZIP_MAGIC):
+        return "csv.gz"
+    if name.endswith((".parquet", ".pq")):
+        msg = f"{path}: named like Parquet but is not a Parquet file"
+        raise InputError(msg)
+    if name.endswith(".gz"):
+        msg = f"{path}: named like gzip but is not gzip-compressed"
+        raise InputError(msg)
+    if b"\x00" in head:
+        msg = f"{path}: not a CSV, CSV.gz or Parquet file (binary content)"
+        raise InputError(msg)
+    return "csv"
+
+
+def _csv_header(path: Path, fmt: Format) -> list[str]:
+    opener = gzip.open if fmt == "csv.gz" else open
+    try:
+        with opener(path, "rb") as handle:  # type: ignore[operator]  # both take (path, mode)
+            first = handle.readline(1 << 16)
+    except (OSError, EOFError, zlib.error) as exc:
+        msg = f"{path}: cannot read as {fmt.upper()}: {_first_line(exc)}"
+        raise InputError(msg) from None
+    try:
+        text = first.decode("utf-8-sig").strip()
+    except UnicodeDecodeError:
+        msg = f"{path}: not a UTF-8 text CSV file"
+        raise InputError(msg) from None
+    if not text:
+        msg = f"{path}: the file has no header line (empty file?)"
+        raise InputError(msg)
+    reader = pcsv.read_csv(io.BytesIO(first), read_options=pcsv.ReadOptions(autogenerate_column_names=False))
+    return [str(c) for c in reader.column_names]
+
+
+def open_bar_file(path: Path) -> BarFile:
+    """Check ``path`` and describe how to stream it; problems raise :class:`InputError`."""
+    if not path.exists():
+        msg = f"{path}: no such file"
+        raise InputError(msg)
+    if not path.is_file():
+        msg = f"{path}: not a regular file"
+        raise InputError(msg)
+    size = path.stat().st_size
+    if size == 0:
+        msg = f"{path}: the file is empty"
+        raise InputError(msg)
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    fmt = _sniff(path, head)
+    if fmt == "parquet":
+        try:
+            pfile = pq.ParquetFile(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            msg = f"{path}: not a readable Parquet file: {_first_line(exc)}"
+            raise InputError(msg) from None
+        columns = list(pfile.schema_arrow.names)
+        size = pfile.metadata.num_rows
+        if size == 0:
+            msg = f"{path}: the Parquet file has no rows"
+            raise InputError(msg)
+    else:
+        columns = _csv_header(path, fmt)
+    try:
+        layout = detect_layout(columns)
+    except LayoutError as exc:
+        msg = f"{path}: {exc}"
+        raise InputError(msg) from None
+    return BarFile(path=path, format=fmt, layout=layout, size=size, columns=columns)

@@ -1,0 +1,1 @@
+"""Service layer: the operations the CLI, API and scheduler share."""
