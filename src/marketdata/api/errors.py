@@ -36,7 +36,7 @@ def status_for(exc: MarketDataError) -> int:
 
 
 async def _handle(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, MarketDataError)  # noqa: S101  # registered for this class only
+    assert isinstance(exc, MarketDataError)  # registered for this class only
     return JSONResponse(
         {"error": type(exc).__name__, "detail": str(exc)}, status_code=status_for(exc)
     )

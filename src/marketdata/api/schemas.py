@@ -17,7 +17,9 @@ class Bar(BaseModel):
     low: float
     close: float
     volume: float
-    vwap: float | None = Field(description="Volume-weighted average price, when the source gave one.")
+    vwap: float | None = Field(
+        description="Volume-weighted average price, when the source gave one."
+    )
     transactions: int | None = Field(description="Number of trades, when the source gave one.")
     quality: float | None = Field(description="Quality score 0–1; null until validated.")
     validated: bool = Field(description="True when the bar passed every hard check.")

@@ -33,6 +33,7 @@ from rich.progress import (
 from marketdata import __version__, logs
 from marketdata.cli import render
 from marketdata.errors import ConfigError, InputError, MarketDataError
+from marketdata.providers.files import BarFile
 from marketdata.service import export as export_service
 from marketdata.service import ingest
 from marketdata.settings import Settings
@@ -76,7 +77,7 @@ def load_settings(**overrides: Any) -> Settings:
 
 def _settings(ctx: typer.Context) -> Settings:
     settings = ctx.obj
-    assert isinstance(settings, Settings)  # noqa: S101  # set by the root callback
+    assert isinstance(settings, Settings)  # set by the root callback
     return settings
 
 
@@ -100,7 +101,9 @@ def root(
     ] = None,
     version: Annotated[
         bool,
-        typer.Option("--version", help="Show the version and exit.", callback=_version, is_eager=True),
+        typer.Option(
+            "--version", help="Show the version and exit.", callback=_version, is_eager=True
+        ),
     ] = False,
 ) -> None:
     """Own a clean, verified copy of US daily stock bars."""
@@ -184,11 +187,9 @@ def import_(
         console=err,
         transient=False,
     )
-    tasks = {
-        str(f.path): progress.add_task(f.path.name, total=f.size, rows=0) for f in checked
-    }
+    tasks = {str(f.path): progress.add_task(f.path.name, total=f.size, rows=0) for f in checked}
 
-    def on_progress(bar_file: ingest.BarFile, position: int, rows: int) -> None:
+    def on_progress(bar_file: BarFile, position: int, rows: int) -> None:
         task = tasks[str(bar_file.path)]
         done = progress.tasks[task].fields["rows"] + rows
         progress.update(task, completed=position, rows=done)
@@ -241,11 +242,15 @@ def export(
     ] = None,
     start: Annotated[
         dt.datetime | None,
-        typer.Option(help="First session date (YYYY-MM-DD).", formats=["%Y-%m-%d"], show_default=False),
+        typer.Option(
+            help="First session date (YYYY-MM-DD).", formats=["%Y-%m-%d"], show_default=False
+        ),
     ] = None,
     end: Annotated[
         dt.datetime | None,
-        typer.Option(help="Last session date (YYYY-MM-DD).", formats=["%Y-%m-%d"], show_default=False),
+        typer.Option(
+            help="Last session date (YYYY-MM-DD).", formats=["%Y-%m-%d"], show_default=False
+        ),
     ] = None,
 ) -> None:
     """Write stored bars as CSV or Parquet, in the layout `marketdata import` reads.
@@ -345,16 +350,17 @@ def db_current(ctx: typer.Context) -> None:
 def serve(
     ctx: typer.Context,
     host: Annotated[
-        str | None, typer.Option(help="Bind address (default MARKETDATA_HOST, 127.0.0.1).", show_default=False)
+        str | None,
+        typer.Option(help="Bind address (default MARKETDATA_HOST, 127.0.0.1).", show_default=False),
     ] = None,
     port: Annotated[
         int | None, typer.Option(help="Port (default MARKETDATA_PORT, 8000).", show_default=False)
     ] = None,
 ) -> None:
     """Serve the REST API (docs at /docs)."""
-    import uvicorn  # noqa: PLC0415  # only this command needs the server
+    import uvicorn  # only this command needs the server
 
-    from marketdata.api.app import create_app  # noqa: PLC0415
+    from marketdata.api.app import create_app
 
     settings = _settings(ctx)
     # Fail fast, with one clear line, before the server starts.

@@ -33,7 +33,9 @@ def status_table(statuses: Sequence[SymbolStatus]) -> Table:
     table.add_column("Last fetch")
     table.add_column("Last error", style="red", overflow="fold")
     for s in statuses:
-        rate = f"{s.validated_count:,} ({s.validated_count / s.bar_count:.0%})" if s.bar_count else "0"
+        rate = (
+            f"{s.validated_count:,} ({s.validated_count / s.bar_count:.0%})" if s.bar_count else "0"
+        )
         table.add_row(
             s.symbol,
             _date(s.first_date),

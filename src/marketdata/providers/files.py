@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from marketdata.bars import empty_bars
 from marketdata.errors import InputError
 from marketdata.providers.parsing import LINE, Layout, LayoutError, detect_layout, parse_chunk
 
@@ -100,25 +101,23 @@ class BarFile:
                 good_rows = 0  # data rows handed out so far
                 pending: list[pl.DataFrame] = []
                 pending_rows = 0
-                reported = 0
                 for batch in reader:
                     frame = pl.from_arrow(batch)
-                    assert isinstance(frame, pl.DataFrame)  # noqa: S101  # a batch is a table
+                    assert isinstance(frame, pl.DataFrame)  # a batch is a table
                     lines = _line_numbers(good_rows, frame.height, skipped)
                     good_rows += frame.height
-                    frame = frame.with_columns(pl.Series(LINE, lines))
-                    pending.append(frame)
+                    pending.append(frame.with_columns(pl.Series(LINE, lines)))
                     pending_rows += frame.height
                     if pending_rows >= chunk_rows:
-                        rejected = _skipped_frame(skipped[reported:])
-                        reported = len(skipped)
-                        yield from self._emit(pl.concat(pending), rejected, raw.tell(), chunk_rows)
+                        yield from self._emit(pl.concat(pending), skipped, raw.tell(), chunk_rows)
                         pending, pending_rows = [], 0
-                rejected = _skipped_frame(skipped[reported:])
-                if pending or rejected.height:
-                    yield from self._emit(
-                        pl.concat(pending) if pending else None, rejected, raw.tell(), chunk_rows
-                    )
+                yield from self._emit(
+                    pl.concat(pending) if pending else None,
+                    skipped,
+                    raw.tell(),
+                    chunk_rows,
+                    final=True,
+                )
             except (pa.ArrowInvalid, OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
                 msg = f"{self.path}: cannot read as {self.format.upper()}: {_first_line(exc)}"
                 raise InputError(msg) from None
@@ -126,22 +125,35 @@ class BarFile:
     def _emit(
         self,
         frame: pl.DataFrame | None,
-        rejected: pl.DataFrame,
+        skipped: list[tuple[int, str]],
         position: int,
         chunk_rows: int,
+        *,
+        final: bool = False,
     ) -> Iterator[FileChunk]:
-        if frame is None or frame.is_empty():
-            yield FileChunk(bars=_empty_parsed(self.layout), rejected=rejected, position=position)
-            return
-        # Blank lines arrive as all-empty rows: skip them silently.
-        data_cols = [c for c in frame.columns if c != LINE]
-        frame = frame.filter(~pl.all_horizontal(pl.col(data_cols).str.strip_chars() == ""))
-        for offset in range(0, max(frame.height, 1), chunk_rows):
-            part = parse_chunk(frame.slice(offset, chunk_rows), self.layout)
-            extra = rejected if offset == 0 else rejected.clear()
+        """Parse ``frame`` in parts; each part also reports the unsplittable rows before it.
+
+        ``skipped`` holds rows pyarrow could not split, in file order; reported ones are marked
+        by blanking their reason so line numbering (which needs all of them) stays intact.
+        """
+        parts: list[pl.DataFrame] = []
+        if frame is not None and not frame.is_empty():
+            # Blank lines arrive as all-empty rows: skip them silently.
+            data_cols = [c for c in frame.columns if c != LINE]
+            frame = frame.filter(~pl.all_horizontal(pl.col(data_cols).str.strip_chars() == ""))
+            parts = [frame.slice(o, chunk_rows) for o in range(0, frame.height, chunk_rows)]
+        if not parts and final:
+            parts = [
+                pl.DataFrame(schema={**dict.fromkeys(self.columns, pl.String), LINE: pl.Int64})
+            ]
+        for index, part in enumerate(parts):
+            last = final and index == len(parts) - 1
+            upto = None if last or part.is_empty() else int(part[LINE].max())  # type: ignore[arg-type]
+            rejected = _take_skipped(skipped, upto)
+            parsed = parse_chunk(part, self.layout) if not part.is_empty() else None
             yield FileChunk(
-                bars=part.bars,
-                rejected=pl.concat([extra, part.rejected]).sort(LINE),
+                bars=parsed.bars if parsed else empty_bars(),
+                rejected=pl.concat([rejected, parsed.rejected]).sort(LINE) if parsed else rejected,
                 position=position,
             )
 
@@ -153,7 +165,7 @@ class BarFile:
             row = 0
             for batch in pfile.iter_batches(batch_size=chunk_rows):
                 frame = pl.from_arrow(batch)
-                assert isinstance(frame, pl.DataFrame)  # noqa: S101  # a batch is a table
+                assert isinstance(frame, pl.DataFrame)  # a batch is a table
                 frame = frame.with_columns(
                     pl.int_range(row + 1, row + 1 + frame.height, dtype=pl.Int64).alias(LINE)
                 )
@@ -165,11 +177,14 @@ class BarFile:
             raise InputError(msg) from None
 
 
-def _empty_parsed(layout: Layout) -> pl.DataFrame:
-    from marketdata.bars import empty_bars  # noqa: PLC0415  # tiny helper, avoids a cycle
-
-    del layout
-    return empty_bars()
+def _take_skipped(skipped: list[tuple[int, str]], upto: int | None) -> pl.DataFrame:
+    """Unreported unsplittable rows up to line ``upto`` (all when None); marks them reported."""
+    taken: list[tuple[int, str]] = []
+    for i, (line, reason) in enumerate(skipped):
+        if reason and (upto is None or line <= upto):
+            taken.append((line, reason))
+            skipped[i] = (line, "")
+    return pl.DataFrame(taken, schema={LINE: pl.Int64, "reason": pl.String}, orient="row")
 
 
 def _line_numbers(start: int, count: int, skipped: list[tuple[int, str]]) -> np.ndarray:
@@ -186,11 +201,6 @@ def _line_numbers(start: int, count: int, skipped: list[tuple[int, str]]) -> np.
             break
         lines = shifted
     return lines
-
-
-def _skipped_frame(skipped: list[tuple[int, str]]) -> pl.DataFrame:
-    rows = [(line, reason) for line, reason in skipped if reason]
-    return pl.DataFrame(rows, schema={LINE: pl.Int64, "reason": pl.String}, orient="row")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -219,7 +229,7 @@ def _sniff(path: Path, head: bytes) -> Format:
 def _csv_header(path: Path, fmt: Format) -> list[str]:
     opener = gzip.open if fmt == "csv.gz" else open
     try:
-        with opener(path, "rb") as handle:  # type: ignore[operator]  # both take (path, mode)
+        with opener(path, "rb") as handle:
             first = handle.readline(1 << 16)
     except (OSError, EOFError, zlib.error) as exc:
         msg = f"{path}: cannot read as {fmt.upper()}: {_first_line(exc)}"
@@ -232,7 +242,9 @@ def _csv_header(path: Path, fmt: Format) -> list[str]:
     if not text:
         msg = f"{path}: the file has no header line (empty file?)"
         raise InputError(msg)
-    reader = pcsv.read_csv(io.BytesIO(first), read_options=pcsv.ReadOptions(autogenerate_column_names=False))
+    reader = pcsv.read_csv(
+        io.BytesIO(first), read_options=pcsv.ReadOptions(autogenerate_column_names=False)
+    )
     return [str(c) for c in reader.column_names]
 
 

@@ -79,17 +79,19 @@ def _number(col: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
     if dtype == pl.Int64():
         whole = as_float.is_finite() & (as_float == as_float.floor()) & (as_float.abs() < 2.0**53)
         value = pl.when(whole).then(as_float).cast(pl.Int64)
-        bad = pl.when(text.is_not_null() & (text != "") & as_float.is_null()).then(
-            pl.format("unparsable {} '{}'", pl.lit(col), _shown(col))
-        ).when(as_float.is_not_null() & ~whole).then(
-            pl.format("{} must be a whole number, got '{}'", pl.lit(col), _shown(col))
+        bad = (
+            pl.when(text.is_not_null() & (text != "") & as_float.is_null())
+            .then(pl.format("unparsable {} '{}'", pl.lit(col), _shown(col)))
+            .when(as_float.is_not_null() & ~whole)
+            .then(pl.format("{} must be a whole number, got '{}'", pl.lit(col), _shown(col)))
         )
         return value, bad
     value = as_float
-    bad = pl.when(text.is_not_null() & (text != "") & as_float.is_null()).then(
-        pl.format("unparsable {} '{}'", pl.lit(col), _shown(col))
-    ).when(as_float.is_not_null() & ~as_float.is_finite()).then(
-        pl.format("{} is not a finite number: '{}'", pl.lit(col), _shown(col))
+    bad = (
+        pl.when(text.is_not_null() & (text != "") & as_float.is_null())
+        .then(pl.format("unparsable {} '{}'", pl.lit(col), _shown(col)))
+        .when(as_float.is_not_null() & ~as_float.is_finite())
+        .then(pl.format("{} is not a finite number: '{}'", pl.lit(col), _shown(col)))
     )
     return value, bad
 
@@ -104,23 +106,29 @@ def _session_date(frame: pl.DataFrame, layout: Layout) -> tuple[pl.Expr, pl.Expr
             .dt.convert_time_zone(EXCHANGE_TZ)
             .dt.date()
         )
-        bad = pl.when(text.is_null() | (text == "")).then(pl.lit("window_start is empty")).when(
-            ns.is_null()
-        ).then(pl.format("unparsable window_start '{}'", _shown("window_start")))
+        bad = (
+            pl.when(text.is_null() | (text == ""))
+            .then(pl.lit("window_start is empty"))
+            .when(ns.is_null())
+            .then(pl.format("unparsable window_start '{}'", _shown("window_start")))
+        )
         return value, bad
     dtype = frame.schema["date"]
     if dtype == pl.Date():
         return pl.col("date"), pl.when(pl.col("date").is_null()).then(pl.lit("date is empty"))
     if isinstance(dtype, pl.Datetime):
         value = pl.col("date")
-        if dtype.time_zone is not None:  # type: ignore[attr-defined]  # Datetime has time_zone
+        if dtype.time_zone is not None:
             value = value.dt.convert_time_zone(EXCHANGE_TZ)
         return value.dt.date(), pl.when(pl.col("date").is_null()).then(pl.lit("date is empty"))
     text = pl.col("date").cast(pl.String).str.strip_chars()
     value = text.str.to_date("%Y-%m-%d", strict=False)
-    bad = pl.when(text.is_null() | (text == "")).then(pl.lit("date is empty")).when(
-        value.is_null()
-    ).then(pl.format("unparsable date '{}' (expected YYYY-MM-DD)", _shown("date")))
+    bad = (
+        pl.when(text.is_null() | (text == ""))
+        .then(pl.lit("date is empty"))
+        .when(value.is_null())
+        .then(pl.format("unparsable date '{}' (expected YYYY-MM-DD)", _shown("date")))
+    )
     return value, bad
 
 
@@ -142,7 +150,13 @@ def parse_chunk(raw: pl.DataFrame, layout: Layout) -> Parsed:
         pl.when(symbol.is_null() | (symbol == ""))
         .then(pl.lit("symbol is empty"))
         .when(symbol.str.len_chars() > MAX_SYMBOL_LENGTH)
-        .then(pl.format("symbol '{}' is longer than {} characters", _shown("symbol"), pl.lit(MAX_SYMBOL_LENGTH)))
+        .then(
+            pl.format(
+                "symbol '{}' is longer than {} characters",
+                _shown("symbol"),
+                pl.lit(MAX_SYMBOL_LENGTH),
+            )
+        )
         .when(symbol.str.contains(r"[\s,\"']"))
         .then(pl.format("symbol '{}' contains spaces, commas or quotes", _shown("symbol")))
     ]

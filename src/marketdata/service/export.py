@@ -51,7 +51,7 @@ async def export_symbols(
     handle: IO[bytes] | None = None
     try:
         if fmt == "parquet":
-            assert isinstance(out, Path)  # noqa: S101  # checked above
+            assert isinstance(out, Path)  # checked above
             writer = pq.ParquetWriter(out, schema, compression="zstd")
         else:
             handle = out.open("wb") if isinstance(out, Path) else out

@@ -31,8 +31,10 @@ class RejectedRow:
     unit: str = "line"  # "line" for CSV, "row" for Parquet
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.reason}" if self.unit == "line" else (
-            f"{self.file} row {self.line}: {self.reason}"
+        return (
+            f"{self.file}:{self.line}: {self.reason}"
+            if self.unit == "line"
+            else (f"{self.file} row {self.line}: {self.reason}")
         )
 
 

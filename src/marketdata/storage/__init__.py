@@ -18,10 +18,10 @@ async def open_store(url: str, *, create_schema: bool = True) -> Store:
     db = DatabaseUrl.parse(url)
     await asyncio.to_thread(ensure_current, db, create=create_schema)
     if db.backend == "sqlite":
-        from marketdata.storage.sqlite import SQLiteStore  # noqa: PLC0415  # load one driver
+        from marketdata.storage.sqlite import SQLiteStore  # load one driver
 
         return await SQLiteStore.open(db.sqlite_path)
-    from marketdata.storage.postgres import PostgresStore  # noqa: PLC0415  # load one driver
+    from marketdata.storage.postgres import PostgresStore  # load one driver
 
     return await PostgresStore.open(db)
 

@@ -140,7 +140,11 @@ def prepare_write(frame: pl.DataFrame, *, source: str, at: dt.datetime) -> pl.Da
     cols.append(pl.lit(source, pl.String()).alias("source"))
     for name, (dtype, default) in VALIDATION_DEFAULTS.items():
         expr = pl.col(name) if name in frame.columns else pl.lit(default)
-        cols.append(expr.cast(dtype).fill_null(default).alias(name) if default is not None else expr.cast(dtype).alias(name))
+        cols.append(
+            expr.cast(dtype).fill_null(default).alias(name)
+            if default is not None
+            else expr.cast(dtype).alias(name)
+        )
     cols.append(pl.lit(at.astimezone(dt.UTC)).cast(pl.Datetime("us", "UTC")).alias("ingested_at"))
     return frame.select(cols)
 

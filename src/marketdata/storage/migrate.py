@@ -27,7 +27,7 @@ def _config() -> Config:
 def head_revision() -> str:
     """The newest revision this version of marketdata ships."""
     head = ScriptDirectory.from_config(_config()).get_current_head()
-    assert head is not None  # noqa: S101  # the package always ships migrations
+    assert head is not None  # the package always ships migrations
     return head
 
 

@@ -94,7 +94,7 @@ d AS (
 ),
 st AS ({_STATUS_UPSERT.format(source="d AS d")})
 SELECT COALESCE(SUM(inserted), 0), COALESCE(SUM(updated), 0) FROM d
-"""  # noqa: S608  # constants only; values are bound parameters
+"""  # constants only; values are bound parameters
 
 # Reads: every column fixed-width (null flags travel as booleans) so the binary COPY stream
 # is one numpy structured array.
@@ -180,13 +180,10 @@ class PostgresStore:
 
     async def bars_kind(self) -> str:
         """``"TimescaleDB hypertable"`` or ``"plain table"``."""
-        rows = await self._fetch(
-            "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'", {}
-        )
+        rows = await self._fetch("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'", {})
         if rows:
             rows = await self._fetch(
-                "SELECT 1 FROM timescaledb_information.hypertables "
-                "WHERE hypertable_name = 'bars'",
+                "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'bars'",
                 {},
             )
         return "TimescaleDB hypertable" if rows else "plain table"
@@ -283,15 +280,14 @@ class PostgresStore:
             where.append("quality >= %(min_quality)s")
             params["min_quality"] = min_quality
         sql = (
-            f"COPY (SELECT {_READ_COLUMNS} FROM bars WHERE {' AND '.join(where)} "  # noqa: S608
+            f"COPY (SELECT {_READ_COLUMNS} FROM bars WHERE {' AND '.join(where)} "
             "ORDER BY date) TO STDOUT (FORMAT BINARY)"
         )
         chunks: list[bytes] = []
         try:
-            async with self._pool.connection() as conn:
-                async with conn.cursor().copy(sql, params) as copy:
-                    async for data in copy:
-                        chunks.append(bytes(data))
+            async with self._pool.connection() as conn, conn.cursor().copy(sql, params) as copy:
+                async for data in copy:
+                    chunks.append(bytes(data))
         except psycopg.Error as exc:
             raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
         rows = _decode_copy(b"".join(chunks))
@@ -305,7 +301,7 @@ class PostgresStore:
             " WHERE symbol = %(symbol)s ORDER BY revised_at, date",
             {"symbol": symbol},
         )
-        from marketdata.storage.sqlite import REVISION_SCHEMA  # noqa: PLC0415
+        from marketdata.storage.sqlite import REVISION_SCHEMA
 
         return pl.DataFrame(rows, schema=REVISION_SCHEMA, orient="row")
 

@@ -159,7 +159,8 @@ class SQLiteStore:
             part = symbols[i : i + 500]
             marks = ", ".join("?" * len(part))
             for symbol, first, last in db.execute(
-                f"SELECT symbol, first_date, last_date FROM symbol_status WHERE symbol IN ({marks})",  # noqa: S608  # placeholders only
+                "SELECT symbol, first_date, last_date FROM symbol_status"
+                f" WHERE symbol IN ({marks})",
                 part,
             ):
                 spans[symbol] = (
@@ -172,7 +173,7 @@ class SQLiteStore:
         self, db: sqlite3.Connection, frame: pl.DataFrame, at: dt.datetime
     ) -> UpsertCounts:
         db.executemany(
-            f"INSERT INTO bars ({_BAR_COLUMNS}) VALUES ({_PLACEHOLDERS})",  # noqa: S608  # constants
+            f"INSERT INTO bars ({_BAR_COLUMNS}) VALUES ({_PLACEHOLDERS})",  # constants
             _rows(frame),
         )
         self._apply_status(db, status_deltas(frame), at)
@@ -181,12 +182,10 @@ class SQLiteStore:
     def _merge(
         self, db: sqlite3.Connection, frame: pl.DataFrame, source: str, at: dt.datetime
     ) -> UpsertCounts:
-        db.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS _stage AS SELECT * FROM bars WHERE 0"
-        )
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS _stage AS SELECT * FROM bars WHERE 0")
         db.execute("DELETE FROM _stage")
         db.executemany(
-            f"INSERT INTO _stage ({_BAR_COLUMNS}) VALUES ({_PLACEHOLDERS})",  # noqa: S608
+            f"INSERT INTO _stage ({_BAR_COLUMNS}) VALUES ({_PLACEHOLDERS})",
             _rows(frame),
         )
         deltas = db.execute(
@@ -200,7 +199,7 @@ class SQLiteStore:
                             WHEN {_DIFFERS} THEN s.validated - b.validated ELSE 0 END)
             FROM _stage s LEFT JOIN bars b ON b.symbol = s.symbol AND b.date = s.date
             GROUP BY s.symbol
-            """  # noqa: S608  # constants
+            """  # constants
         ).fetchall()
         inserted = sum(int(d[3]) for d in deltas)
         updated = sum(int(d[4]) for d in deltas)
@@ -213,7 +212,7 @@ class SQLiteStore:
                        b.ingested_at, ?, ?
                 FROM _stage s JOIN bars b ON b.symbol = s.symbol AND b.date = s.date
                 WHERE {_DIFFERS}
-                """,  # noqa: S608  # constants
+                """,  # constants
                 (_iso_ts(at), source),
             )
         if inserted or updated:
@@ -222,7 +221,7 @@ class SQLiteStore:
                 INSERT INTO bars ({_BAR_COLUMNS}) SELECT {_BAR_COLUMNS} FROM _stage WHERE true
                 ON CONFLICT (symbol, date) DO UPDATE SET {_UPDATE_SET}
                 WHERE {_DIFFERS_EXCLUDED}
-                """  # noqa: S608  # constants
+                """  # constants
             )
         db.execute("DELETE FROM _stage")
         status = pl.DataFrame(
@@ -380,7 +379,9 @@ def _frame(rows: list[tuple[Any, ...]], schema: dict[str, pl.DataType]) -> pl.Da
         name: pl.String() if isinstance(dtype, pl.Date | pl.Datetime) else dtype
         for name, dtype in schema.items()
     }
-    text_schema = {n: (pl.Int8() if isinstance(t, pl.Boolean) else t) for n, t in text_schema.items()}
+    text_schema = {
+        n: (pl.Int8() if isinstance(t, pl.Boolean) else t) for n, t in text_schema.items()
+    }
     frame = pl.DataFrame(rows, schema=text_schema, orient="row")
     return frame.with_columns(
         (

@@ -15,7 +15,18 @@ from marketdata.errors import InputError, NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["bars"])
 
-_FIELDS = ("date", "open", "high", "low", "close", "volume", "vwap", "transactions", "quality", "validated")
+_FIELDS = (
+    "date",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "vwap",
+    "transactions",
+    "quality",
+    "validated",
+)
 
 
 @router.get(

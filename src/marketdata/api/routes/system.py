@@ -32,7 +32,7 @@ async def health(store: StoreDep) -> JSONResponse:
         status="ok" if database == "ok" else "degraded",
         timestamp=dt.datetime.now(dt.UTC),
         version=__version__,
-        database=database,  # type: ignore[arg-type]  # one of the two literals
+        database=database,
         database_detail=detail,
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if database == "ok" else 503)

@@ -1,0 +1,1 @@
+"""Validation: pure checks over bar columns (the data-quality issue fills this in)."""

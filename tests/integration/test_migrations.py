@@ -1,0 +1,85 @@
+"""Migrations: Alembic head equals schema.py; start-up checks; the plain-table path on PG."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from marketdata.errors import SchemaOutOfDate
+from marketdata.storage import DatabaseUrl, ensure_current, head_revision, open_store, upgrade
+from marketdata.storage.migrate import current_revision
+from marketdata.storage.schema import metadata
+
+
+def test_migrations_match_schema(database_url: str) -> None:
+    """Applying every migration yields exactly the tables schema.py defines."""
+    db = DatabaseUrl.parse(database_url)
+    engine = sa.create_engine(db.sqlalchemy, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    finally:
+        engine.dispose()
+    assert diff == []
+    assert current_revision(db) == head_revision()
+
+
+def test_new_database_is_created_at_start(tmp_path: Path) -> None:
+    """Zero set-up: a new SQLite file gets the schema on first use."""
+    db = DatabaseUrl.parse(f"sqlite:///{tmp_path / 'sub' / 'new.db'}")
+    ensure_current(db)
+    assert current_revision(db) == head_revision()
+
+
+def test_behind_database_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    """A database at an older revision is not touched; the message says what to run."""
+    path = tmp_path / "old.db"
+    db = DatabaseUrl.parse(f"sqlite:///{path}")
+    upgrade(db)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0000_older'")
+    with pytest.raises(SchemaOutOfDate, match=r"run `marketdata db upgrade`"):
+        ensure_current(db)
+
+
+def test_uncreated_database_can_be_refused(tmp_path: Path) -> None:
+    """With creation off, an empty database is reported, not silently migrated."""
+    db = DatabaseUrl.parse(f"sqlite:///{tmp_path / 'empty.db'}")
+    with pytest.raises(SchemaOutOfDate, match="no marketdata schema"):
+        ensure_current(db, create=False)
+
+
+def test_upgrade_is_idempotent(database_url: str) -> None:
+    """Running the upgrade again is a no-op."""
+    db = DatabaseUrl.parse(database_url)
+    assert upgrade(db) == head_revision()
+    assert upgrade(db) == head_revision()
+
+
+@pytest.mark.postgres
+async def test_postgres_without_timescaledb_uses_a_plain_table(
+    postgres_session_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """TimescaleDB is not installed here: bars is a plain table, and the store says so."""
+    caplog.set_level(logging.INFO, logger="marketdata")
+    store = await open_store(postgres_session_url)
+    try:
+        assert await store.bars_kind() == "plain table"  # type: ignore[attr-defined]
+    finally:
+        await store.aclose()
+    assert any("plain table" in r.getMessage() for r in caplog.records)
+    engine = sa.create_engine(DatabaseUrl.parse(postgres_session_url).sqlalchemy)
+    try:
+        with engine.connect() as conn:
+            has_ext = conn.execute(
+                sa.text("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")
+            ).scalar()
+    finally:
+        engine.dispose()
+    assert has_ext == 0
