@@ -14,10 +14,15 @@ __all__ = ["database_url", "postgres_session_url", "sqlite_template"]
 
 
 @pytest.fixture(autouse=True)
-def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def clean_environ(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """No test sees the developer's MARKETDATA_*/POLYGON_* settings or a .env file."""
     for name in list(os.environ):
-        if name.startswith(("MARKETDATA_", "POLYGON_", "MASSIVE_")) and name != "MARKETDATA_TEST_POSTGRES_URL":
+        if (
+            name.startswith(("MARKETDATA_", "POLYGON_", "MASSIVE_"))
+            and name != "MARKETDATA_TEST_POSTGRES_URL"
+        ):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 

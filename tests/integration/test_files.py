@@ -21,7 +21,8 @@ def rows(n: int, symbol: str = "AAPL") -> list[str]:
     """``n`` good CSV lines on consecutive days."""
     start = dt.date(2000, 1, 1)
     return [
-        f"{symbol},{start + dt.timedelta(days=i)},{100 + i}.5,{102 + i},{99 + i},{101 + i},{1000 + i},,\n"
+        f"{symbol},{start + dt.timedelta(days=i)},{100 + i}.5,{102 + i},{99 + i},"
+        f"{101 + i},{1000 + i},,\n"
         for i in range(n)
     ]
 
@@ -140,7 +141,7 @@ def test_truncated_gzip_is_an_input_error(tmp_path: Path) -> None:
     path = tmp_path / "cut.csv.gz"
     path.write_bytes(data[: len(data) // 2])
     bar_file = open_bar_file(path)
-    with pytest.raises(InputError, match="cannot read as CSV.GZ"):
+    with pytest.raises(InputError, match=r"cannot read as CSV\.GZ"):
         list(bar_file.chunks(1000))
 
 

@@ -15,7 +15,9 @@ GOOD = ["AAPL", "2024-01-02", "1.5", "2", "1", "1.75", "100", "1.6", "12"]
 
 def raw(*rows: list[str], header: list[str] = HEADER) -> pl.DataFrame:
     """A chunk as the CSV reader hands it over: strings plus line numbers from 2."""
-    frame = pl.DataFrame([dict(zip(header, r, strict=True)) for r in rows], schema=dict.fromkeys(header, pl.String))
+    frame = pl.DataFrame(
+        [dict(zip(header, r, strict=True)) for r in rows], schema=dict.fromkeys(header, pl.String)
+    )
     return frame.with_columns(pl.int_range(2, 2 + frame.height, dtype=pl.Int64).alias(LINE))
 
 
@@ -25,7 +27,10 @@ def raw(*rows: list[str], header: list[str] = HEADER) -> pl.DataFrame:
         (HEADER, "standard"),
         (HEADER[:7], "standard"),
         (["Symbol", " Date ", "OPEN", "High", "low", "close", "Volume"], "standard"),
-        (["ticker", "volume", "open", "close", "high", "low", "window_start", "transactions"], "polygon-flat"),
+        (
+            ["ticker", "volume", "open", "close", "high", "low", "window_start", "transactions"],
+            "polygon-flat",
+        ),
         (["ticker", "volume", "open", "close", "high", "low", "window_start"], "polygon-flat"),
     ],
 )
@@ -51,7 +56,17 @@ def test_detect_layout_rejects(columns: list[str], message: str) -> None:
 
 def test_good_row_parses_exactly() -> None:
     """Text becomes float64 / date / int64 with no rounding."""
-    row = ["BRK.B", "2024-03-10", "0.30000000000000004", "1e-8", "123456.78901234", "1", "642646396.0", "", ""]
+    row = [
+        "BRK.B",
+        "2024-03-10",
+        "0.30000000000000004",
+        "1e-8",
+        "123456.78901234",
+        "1",
+        "642646396.0",
+        "",
+        "",
+    ]
     parsed = parse_chunk(raw(row), "standard")
     assert parsed.rejected.is_empty()
     bar = parsed.bars.row(0, named=True)
@@ -122,7 +137,9 @@ def test_duplicate_keys_keep_the_last_row() -> None:
     later = [*GOOD[:5], "9.0", *GOOD[6:]]
     parsed = parse_chunk(raw(GOOD, later), "standard")
     assert parsed.bars["close"].to_list() == [9.0]
-    assert parsed.rejected.rows() == [(2, "superseded by a later row with the same symbol and date")]
+    assert parsed.rejected.rows() == [
+        (2, "superseded by a later row with the same symbol and date")
+    ]
 
 
 FLAT = ["ticker", "volume", "open", "close", "high", "low", "window_start", "transactions"]

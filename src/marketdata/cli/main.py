@@ -212,10 +212,11 @@ def import_(
     elapsed = time.perf_counter() - started
     out.print(render.import_summary(report, seconds=elapsed))
     if report.rejected_count:
-        err.print(render.rejected_lines(report))
+        err.print(render.rejected_lines(report), soft_wrap=True)
         err.print(
             f"[yellow]warning:[/yellow] {report.rejected_count:,} row(s) rejected and skipped; "
-            "the rest was written."
+            "the rest was written.",
+            soft_wrap=True,
         )
         raise typer.Exit(EXIT_PARTIAL)
 
@@ -384,5 +385,6 @@ def main() -> None:
     try:
         app()
     except MarketDataError as exc:
-        err.print(f"[bold red]error:[/bold red] {escape(logs.redact_url_passwords(str(exc)))}")
+        message = escape(logs.redact_url_passwords(str(exc)))
+        err.print(f"[bold red]error:[/bold red] {message}", soft_wrap=True)
         sys.exit(1)

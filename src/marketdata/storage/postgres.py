@@ -18,7 +18,7 @@ import numpy as np
 import pgpq
 import polars as pl
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from marketdata.bars import VALUE_COLUMNS
 from marketdata.errors import DatabaseUnreachable, StorageError
@@ -336,7 +336,7 @@ class PostgresStore:
             async with self._pool.connection() as conn:
                 cur = await conn.execute(sql, params)
                 return await cur.fetchall()
-        except psycopg.OperationalError as exc:
+        except (psycopg.OperationalError, PoolClosed, PoolTimeout) as exc:
             raise DatabaseUnreachable(f"{self.description}: {_first_line(exc)}") from exc
         except psycopg.Error as exc:
             raise StorageError(f"{self.description}: {_first_line(exc)}") from exc

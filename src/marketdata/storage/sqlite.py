@@ -110,6 +110,9 @@ class SQLiteStore:
         self._conn = conn
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._conn is None and fn != self._connect:
+            msg = f"{self.description}: the store is closed"
+            raise StorageError(msg)
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, fn, *args)
