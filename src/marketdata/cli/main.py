@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -31,16 +31,20 @@ from rich.progress import (
 )
 
 from marketdata import __version__, logs
-from marketdata.cli import render
 from marketdata.errors import ConfigError, InputError, MarketDataError
-from marketdata.providers.files import BarFile
-from marketdata.service import export as export_service
-from marketdata.service import ingest
 from marketdata.settings import Settings
-from marketdata.storage import DatabaseUrl, Store, head_revision, open_store, upgrade
-from marketdata.storage.migrate import current_revision
+from marketdata.storage.urls import DatabaseUrl
+
+if TYPE_CHECKING:
+    from marketdata.providers.files import BarFile
+    from marketdata.storage import Store
+
+# Heavy modules (polars, pyarrow, the database drivers, alembic) are imported inside the
+# commands that need them, so `--help` and `--version` answer at once.
 
 T = TypeVar("T")
+
+ExportFormat = Literal["csv", "parquet"]
 
 #: Exit status when an import finished but skipped rejected rows.
 EXIT_PARTIAL = 3
@@ -110,7 +114,7 @@ def root(
     del version
     settings = load_settings(database_url=database_url)
     secrets = [settings.polygon_api_key.get_secret_value()] if settings.polygon_api_key else []
-    password = DatabaseUrl.parse(settings.database_url).url.password
+    password = DatabaseUrl.parse(settings.database_url).password
     if password:
         secrets.append(str(password))
     logs.configure(settings.log_level, secrets=secrets)
@@ -123,6 +127,8 @@ def _run(coro: Awaitable[T]) -> T:
 
 @asynccontextmanager
 async def _store(settings: Settings) -> Any:
+    from marketdata.storage import open_store
+
     store = await open_store(settings.database_url)
     try:
         yield store
@@ -174,6 +180,9 @@ def import_(
 
     Example: marketdata import aapl.csv 2024-01-*.csv.gz
     """
+    from marketdata.cli import render
+    from marketdata.service import ingest
+
     settings = _settings(ctx)
     rows_per_chunk = chunk_rows or settings.import_chunk_rows
     checked = ingest.check_files(files)
@@ -232,7 +241,7 @@ def export(
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Export every stored symbol.")] = False,
     fmt: Annotated[
-        export_service.ExportFormat,
+        ExportFormat,
         typer.Option("--format", "-f", help="Output format."),
     ] = "csv",
     out_path: Annotated[
@@ -258,6 +267,8 @@ def export(
 
     Example: marketdata export AAPL BRK.B --format parquet --out bars.parquet
     """
+    from marketdata.service import export as export_service
+
     settings = _settings(ctx)
     if not symbols and not all_:
         raise InputError("name at least one symbol, or pass --all")
@@ -295,6 +306,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show per-symbol coverage from the maintained summaries (never scans the bars)."""
+    from marketdata.cli import render
+
     settings = _settings(ctx)
     statuses = _with_store(settings, lambda store: store.symbol_statuses(symbols or None))
     if as_json:
@@ -325,6 +338,8 @@ def status(
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Apply all pending migrations (safe to run any time)."""
+    from marketdata.storage.migrate import current_revision, upgrade
+
     db = DatabaseUrl.parse(_settings(ctx).database_url)
     before = current_revision(db)
     after = upgrade(db)
@@ -337,6 +352,8 @@ def db_upgrade(ctx: typer.Context) -> None:
 @db_app.command("current")
 def db_current(ctx: typer.Context) -> None:
     """Show the schema revision of the database and the one this version needs."""
+    from marketdata.storage.migrate import current_revision, head_revision
+
     db = DatabaseUrl.parse(_settings(ctx).database_url)
     current = current_revision(db)
     head = head_revision()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from marketdata.service.ingest import ImportReport
-from marketdata.storage.base import SymbolStatus
+if TYPE_CHECKING:
+    from marketdata.service.ingest import ImportReport
+    from marketdata.storage.base import SymbolStatus
 
 
 def _date(value: dt.date | None) -> str:

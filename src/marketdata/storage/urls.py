@@ -1,17 +1,20 @@
-"""Database URLs: which backend, how each driver wants it, and how to show it safely."""
+"""Database URLs: which backend, how each driver wants it, and how to show it safely.
+
+Parsed with the standard library so that checking a URL (every CLI start) stays instant.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from marketdata.errors import ConfigError
 
 Backend = Literal["sqlite", "postgresql"]
+
+_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -19,56 +22,75 @@ class DatabaseUrl:
     """A parsed ``sqlite:///…`` or ``postgresql://…`` URL."""
 
     backend: Backend
-    url: URL
+    parts: SplitResult
 
     @classmethod
     def parse(cls, raw: str) -> DatabaseUrl:
         """Parse ``raw``; a malformed URL or unknown scheme is a :class:`ConfigError`."""
         try:
-            url = make_url(raw)
-        except ArgumentError as exc:
-            msg = "database URL is malformed: expected sqlite:///path or postgresql://host/db"
-            raise ConfigError(msg) from exc
-        name = url.get_backend_name()
-        if name == "sqlite":
-            if not url.database or url.database == ":memory:":
+            parts = urlsplit(raw.strip())
+            _ = parts.port  # validates the port
+        except ValueError as exc:
+            msg = f"database URL is malformed ({exc}): expected sqlite:///path or postgresql://host/db"
+            raise ConfigError(msg) from None
+        scheme = parts.scheme.lower()
+        if scheme == "sqlite":
+            path = parts.path[1:] if parts.path.startswith("/") else parts.path
+            if parts.netloc or not path or path == ":memory:":
                 msg = "a SQLite database URL needs a file path: sqlite:///path/to/file.db"
                 raise ConfigError(msg)
-            return cls(backend="sqlite", url=url.set(drivername="sqlite"))
-        if name in ("postgresql", "postgres"):
-            if not url.database:
+            return cls(backend="sqlite", parts=parts)
+        if scheme in _POSTGRES_SCHEMES:
+            if not parts.path.strip("/"):
                 msg = "a PostgreSQL database URL needs a database name: postgresql://host/db"
                 raise ConfigError(msg)
-            return cls(backend="postgresql", url=url.set(drivername="postgresql"))
-        msg = f"unsupported database {name!r}: use sqlite:///path or postgresql://host/db"
+            return cls(backend="postgresql", parts=parts._replace(scheme="postgresql"))
+        msg = (
+            f"unsupported database {scheme or raw[:20]!r}: "
+            "use sqlite:///path or postgresql://host/db"
+        )
         raise ConfigError(msg)
 
     @property
     def sqlite_path(self) -> Path:
         """The SQLite file (only for the sqlite backend)."""
-        return Path(self.url.database or "")
+        path = self.parts.path
+        return Path(unquote(path[1:] if path.startswith("/") else path))
+
+    @property
+    def database(self) -> str:
+        """The PostgreSQL database name or the SQLite file."""
+        if self.backend == "sqlite":
+            return str(self.sqlite_path)
+        return unquote(self.parts.path.lstrip("/"))
+
+    @property
+    def password(self) -> str | None:
+        """The password, if the URL carries one (for redaction)."""
+        return self.parts.password
 
     @property
     def conninfo(self) -> str:
-        """A libpq connection string for psycopg (only for the postgresql backend)."""
-        return self.url.render_as_string(hide_password=False)
+        """A libpq connection URL for psycopg (only for the postgresql backend)."""
+        return self.parts.geturl()
 
     @property
     def sqlalchemy(self) -> str:
         """The URL for SQLAlchemy/Alembic, with the driver marketdata ships."""
-        driver = "sqlite" if self.backend == "sqlite" else "postgresql+psycopg"
-        return self.url.set(drivername=driver).render_as_string(hide_password=False)
+        if self.backend == "sqlite":
+            return f"sqlite:///{self.sqlite_path}"
+        return self.parts._replace(scheme="postgresql+psycopg").geturl()
 
     @property
     def display(self) -> str:
         """Where the database is, for messages: host, port and name, never the password."""
         if self.backend == "sqlite":
             return f"SQLite file {self.sqlite_path}"
-        host = self.url.host or "localhost (socket)"
-        port = f":{self.url.port}" if self.url.port else ""
-        user = f"{self.url.username}@" if self.url.username else ""
-        return f"PostgreSQL {user}{host}{port}/{self.url.database}"
+        host = self.parts.hostname or "localhost (socket)"
+        port = f":{self.parts.port}" if self.parts.port else ""
+        user = f"{unquote(self.parts.username)}@" if self.parts.username else ""
+        return f"PostgreSQL {user}{host}{port}/{self.database}"
 
     def with_database(self, name: str) -> DatabaseUrl:
-        """The same server, another database (PostgreSQL) or file (SQLite)."""
-        return DatabaseUrl(backend=self.backend, url=self.url.set(database=name))
+        """The same server, another database."""
+        return DatabaseUrl(backend=self.backend, parts=self.parts._replace(path=f"/{name}"))
