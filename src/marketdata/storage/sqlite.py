@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,13 +63,16 @@ def _iso_ts(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
-def _rows(frame: pl.DataFrame) -> list[tuple[Any, ...]]:
-    """Rows in ``bars`` column order with SQLite-friendly types (ISO text dates)."""
+def _rows(frame: pl.DataFrame) -> Iterator[tuple[Any, ...]]:
+    """Rows in ``bars`` column order with SQLite-friendly types (ISO text dates).
+
+    A generator, so ``executemany`` holds one row at a time rather than the whole chunk.
+    """
     return frame.with_columns(
         pl.col("date").dt.to_string("%Y-%m-%d"),
         pl.col("validated").cast(pl.Int8),
         pl.col("ingested_at").dt.to_string("%Y-%m-%dT%H:%M:%S.%6f+00:00"),
-    ).rows()
+    ).iter_rows(buffer_size=4096)
 
 
 class SQLiteStore:
