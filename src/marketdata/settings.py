@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `marketdata serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `marketdata serve` uses.")
     import_chunk_rows: int = Field(
-        default=200_000,
+        default=100_000,
         ge=1_000,
         le=5_000_000,
         description="Rows per transaction when importing files; bounds memory.",

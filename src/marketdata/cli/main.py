@@ -168,7 +168,7 @@ def import_(
         typer.Option(
             "--chunk-rows",
             min=1000,
-            help="Rows per transaction (default MARKETDATA_IMPORT_CHUNK_ROWS, 200,000).",
+            help="Rows per transaction (default MARKETDATA_IMPORT_CHUNK_ROWS, 100,000).",
             show_default=False,
         ),
     ] = None,

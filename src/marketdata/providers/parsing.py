@@ -27,6 +27,7 @@ FLAT_OPTIONAL: Final = ("transactions",)
 EXCHANGE_TZ: Final = "America/New_York"
 LINE: Final = "_line"  # the input line (or row) number travels in this column
 _PRICE_COLUMNS: Final = ("open", "high", "low", "close", "volume", "vwap")
+OPTIONAL_VALUES: Final = ("vwap", "transactions")
 
 
 class LayoutError(ValueError):
@@ -71,32 +72,39 @@ def _shown(col: str) -> pl.Expr:
     return pl.when(raw.str.len_chars() > 40).then(raw.str.slice(0, 40) + "…").otherwise(raw)
 
 
-def _number(col: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
-    """(parsed value, reason-or-null) for a numeric input column of any source dtype."""
-    raw = pl.col(col)
-    text = raw.cast(pl.String).str.strip_chars()
+Check = tuple[pl.Expr, pl.Expr]  # (row is bad, reason text); reasons are built for bad rows only
+
+
+def _number(col: str, dtype: pl.DataType, *, required: bool) -> tuple[pl.Expr, list[Check]]:
+    """The parsed value and the checks of a numeric input column of any source dtype."""
+    text = pl.col(col).cast(pl.String).str.strip_chars()
+    given = text.is_not_null() & (text != "")
     as_float = text.cast(pl.Float64, strict=False)
+    checks: list[Check] = []
+    if required:
+        checks.append((~given, pl.lit(f"{col} is empty")))
+    checks.append(
+        (given & as_float.is_null(), pl.format("unparsable {} '{}'", pl.lit(col), _shown(col)))
+    )
     if dtype == pl.Int64():
         whole = as_float.is_finite() & (as_float == as_float.floor()) & (as_float.abs() < 2.0**53)
-        value = pl.when(whole).then(as_float).cast(pl.Int64)
-        bad = (
-            pl.when(text.is_not_null() & (text != "") & as_float.is_null())
-            .then(pl.format("unparsable {} '{}'", pl.lit(col), _shown(col)))
-            .when(as_float.is_not_null() & ~whole)
-            .then(pl.format("{} must be a whole number, got '{}'", pl.lit(col), _shown(col)))
+        checks.append(
+            (
+                as_float.is_not_null() & ~whole,
+                pl.format("{} must be a whole number, got '{}'", pl.lit(col), _shown(col)),
+            )
         )
-        return value, bad
-    value = as_float
-    bad = (
-        pl.when(text.is_not_null() & (text != "") & as_float.is_null())
-        .then(pl.format("unparsable {} '{}'", pl.lit(col), _shown(col)))
-        .when(as_float.is_not_null() & ~as_float.is_finite())
-        .then(pl.format("{} is not a finite number: '{}'", pl.lit(col), _shown(col)))
+        return pl.when(whole).then(as_float).cast(pl.Int64), checks
+    checks.append(
+        (
+            as_float.is_not_null() & ~as_float.is_finite(),
+            pl.format("{} is not a finite number: '{}'", pl.lit(col), _shown(col)),
+        )
     )
-    return value, bad
+    return as_float, checks
 
 
-def _session_date(frame: pl.DataFrame, layout: Layout) -> tuple[pl.Expr, pl.Expr]:
+def _session_date(frame: pl.DataFrame, layout: Layout) -> tuple[pl.Expr, list[Check]]:
     if layout == "polygon-flat":
         text = pl.col("window_start").cast(pl.String).str.strip_chars()
         ns = text.cast(pl.Int64, strict=False)
@@ -106,30 +114,32 @@ def _session_date(frame: pl.DataFrame, layout: Layout) -> tuple[pl.Expr, pl.Expr
             .dt.convert_time_zone(EXCHANGE_TZ)
             .dt.date()
         )
-        bad = (
-            pl.when(text.is_null() | (text == ""))
-            .then(pl.lit("window_start is empty"))
-            .when(ns.is_null())
-            .then(pl.format("unparsable window_start '{}'", _shown("window_start")))
-        )
-        return value, bad
+        empty = text.is_null() | (text == "")
+        return value, [
+            (empty, pl.lit("window_start is empty")),
+            (
+                ~empty & ns.is_null(),
+                pl.format("unparsable window_start '{}'", _shown("window_start")),
+            ),
+        ]
     dtype = frame.schema["date"]
     if dtype == pl.Date():
-        return pl.col("date"), pl.when(pl.col("date").is_null()).then(pl.lit("date is empty"))
+        return pl.col("date"), [(pl.col("date").is_null(), pl.lit("date is empty"))]
     if isinstance(dtype, pl.Datetime):
         value = pl.col("date")
         if dtype.time_zone is not None:
             value = value.dt.convert_time_zone(EXCHANGE_TZ)
-        return value.dt.date(), pl.when(pl.col("date").is_null()).then(pl.lit("date is empty"))
+        return value.dt.date(), [(pl.col("date").is_null(), pl.lit("date is empty"))]
     text = pl.col("date").cast(pl.String).str.strip_chars()
     value = text.str.to_date("%Y-%m-%d", strict=False)
-    bad = (
-        pl.when(text.is_null() | (text == ""))
-        .then(pl.lit("date is empty"))
-        .when(value.is_null())
-        .then(pl.format("unparsable date '{}' (expected YYYY-MM-DD)", _shown("date")))
-    )
-    return value, bad
+    empty = text.is_null() | (text == "")
+    return value, [
+        (empty, pl.lit("date is empty")),
+        (
+            ~empty & value.is_null(),
+            pl.format("unparsable date '{}' (expected YYYY-MM-DD)", _shown("date")),
+        ),
+    ]
 
 
 def parse_chunk(raw: pl.DataFrame, layout: Layout) -> Parsed:
@@ -146,47 +156,75 @@ def parse_chunk(raw: pl.DataFrame, layout: Layout) -> Parsed:
             frame = frame.with_columns(pl.lit(None, pl.String).alias(optional))
 
     symbol = pl.col("symbol").cast(pl.String).str.strip_chars()
-    checks: list[pl.Expr] = [
-        pl.when(symbol.is_null() | (symbol == ""))
-        .then(pl.lit("symbol is empty"))
-        .when(symbol.str.len_chars() > MAX_SYMBOL_LENGTH)
-        .then(
+    checks: list[Check] = [
+        (symbol.is_null() | (symbol == ""), pl.lit("symbol is empty")),
+        (
+            symbol.str.len_chars() > MAX_SYMBOL_LENGTH,
             pl.format(
                 "symbol '{}' is longer than {} characters",
                 _shown("symbol"),
                 pl.lit(MAX_SYMBOL_LENGTH),
-            )
-        )
-        .when(symbol.str.contains(r"[\s,\"']"))
-        .then(pl.format("symbol '{}' contains spaces, commas or quotes", _shown("symbol")))
+            ),
+        ),
+        (
+            symbol.str.contains(r"[\s,\"']"),
+            pl.format("symbol '{}' contains spaces, commas or quotes", _shown("symbol")),
+        ),
     ]
     values: dict[str, pl.Expr] = {"symbol": symbol}
-    date_value, date_bad = _session_date(frame, layout)
-    values["date"] = date_value
-    checks.append(date_bad)
+    values["date"], date_checks = _session_date(frame, layout)
+    checks += date_checks
     for col in _PRICE_COLUMNS:
-        value, bad = _number(col, pl.Float64())
-        values[col] = value
-        checks.append(bad)
-        if col != "vwap":
-            text = pl.col(col).cast(pl.String).str.strip_chars()
-            checks.append(pl.when(text.is_null() | (text == "")).then(pl.lit(f"{col} is empty")))
-    value, bad = _number("transactions", pl.Int64())
-    values["transactions"] = value
-    checks.append(bad)
+        values[col], col_checks = _number(col, pl.Float64(), required=col != "vwap")
+        checks += col_checks
+    values["transactions"], tx_checks = _number("transactions", pl.Int64(), required=False)
+    checks += tx_checks
 
+    # Cheap pass: parse every column once and flag bad rows from the parsed values. Reason
+    # strings are built in a second pass over the bad rows only (formatting them for every row
+    # would dominate the parse time).
+    given = {
+        f"_given_{c}": pl.col(c).cast(pl.String).str.strip_chars().str.len_bytes().fill_null(0) > 0
+        for c in OPTIONAL_VALUES
+    }
     parsed = frame.select(
         pl.col(LINE),
         *(expr.alias(name) for name, expr in values.items()),
-        pl.coalesce(checks).alias("reason"),
+        *(expr.alias(name) for name, expr in given.items()),
     )
-    bad_rows = parsed.filter(pl.col("reason").is_not_null()).select(LINE, "reason")
-    good = parsed.filter(pl.col("reason").is_null())
-    last_line = pl.col(LINE).max().over("symbol", "date")
-    superseded = good.filter(pl.col(LINE) != last_line).select(
-        LINE, pl.lit("superseded by a later row with the same symbol and date").alias("reason")
+    sym = pl.col("symbol")
+    required = [c for c in _PRICE_COLUMNS if c not in OPTIONAL_VALUES]
+    bad = pl.any_horizontal(
+        sym.is_null() | (sym == "") | (sym.str.len_chars() > MAX_SYMBOL_LENGTH),
+        sym.str.contains(r"[\s,\"']"),
+        pl.col("date").is_null(),
+        *(pl.col(c).is_null() | ~pl.col(c).is_finite() for c in required),
+        *(pl.col(f"_given_{c}") & pl.col(c).is_null() for c in OPTIONAL_VALUES),
+        ~pl.col("vwap").is_finite().fill_null(True),
     )
-    good = good.filter(pl.col(LINE) == last_line)
+    parsed = parsed.with_columns(bad.fill_null(True).alias("_bad"))
+    bad_mask = parsed["_bad"]
+    if bad_mask.any():
+        bad_rows = frame.filter(bad_mask).select(
+            pl.col(LINE),
+            pl.coalesce(
+                [
+                    *(pl.when(cond.fill_null(False)).then(reason) for cond, reason in checks),
+                    pl.lit("invalid row"),
+                ]
+            ).alias("reason"),
+        )
+        good = parsed.filter(~bad_mask)
+    else:
+        bad_rows = pl.DataFrame(schema={LINE: pl.Int64, "reason": pl.String})
+        good = parsed
+    if good.select(pl.struct("symbol", "date").is_duplicated().any()).item():
+        last_line = pl.col(LINE).max().over("symbol", "date")
+        superseded = good.filter(pl.col(LINE) != last_line).select(
+            LINE,
+            pl.lit("superseded by a later row with the same symbol and date").alias("reason"),
+        )
+        good = good.filter(pl.col(LINE) == last_line)
+        bad_rows = pl.concat([bad_rows, superseded])
     bars = good.select(pl.col(name).cast(dtype) for name, dtype in BAR_SCHEMA.items())
-    rejected = pl.concat([bad_rows, superseded]).sort(LINE)
-    return Parsed(bars=bars, rejected=rejected)
+    return Parsed(bars=bars, rejected=bad_rows.sort(LINE))

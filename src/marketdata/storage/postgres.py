@@ -66,7 +66,10 @@ ON CONFLICT (symbol) DO UPDATE SET
 
 _MERGE = f"""
 WITH s AS (SELECT * FROM _stage),
-o AS (SELECT b.* FROM bars b JOIN s USING (symbol, date)),
+o AS (
+  SELECT b.* FROM bars b JOIN s USING (symbol, date)
+  WHERE b.symbol = ANY(%(symbols)s) AND b.date BETWEEN %(lo)s AND %(hi)s
+),
 chg AS (
   SELECT s.*, o.validated AS old_validated, o.symbol IS NULL AS is_new
   FROM s LEFT JOIN o USING (symbol, date)
@@ -210,7 +213,19 @@ class PostgresStore:
                     "(LIKE bars INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
                 )
                 await self._copy(conn, "_stage", prepared)
-                cur = await conn.execute(_MERGE, {"at": at, "source": source})
+                # Give the planner the chunk's size, and room to hash and sort it in memory.
+                await conn.execute("ANALYZE _stage")
+                await conn.execute("SET LOCAL work_mem = '64MB'")
+                cur = await conn.execute(
+                    _MERGE,
+                    {
+                        "at": at,
+                        "source": source,
+                        "symbols": list(stored),
+                        "lo": prepared["date"].min(),
+                        "hi": prepared["date"].max(),
+                    },
+                )
                 row = await cur.fetchone()
         except psycopg.Error as exc:
             raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
