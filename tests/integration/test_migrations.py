@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import sqlite3
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from psycopg import sql
 
 from marketdata.errors import SchemaOutOfDate
-from marketdata.storage import DatabaseUrl, ensure_current, head_revision, open_store, upgrade
-from marketdata.storage.migrate import current_revision
+from marketdata.storage import DatabaseUrl, ensure_current, head_revision, upgrade
+from marketdata.storage.migrate import bars_kind, current_revision
 from marketdata.storage.schema import metadata
+from tests.support.databases import ADMIN_URL
 
 
 def test_migrations_match_schema(database_url: str) -> None:
@@ -63,23 +67,36 @@ def test_upgrade_is_idempotent(database_url: str) -> None:
 
 
 @pytest.mark.postgres
-async def test_postgres_without_timescaledb_uses_a_plain_table(
+def test_postgres_without_timescaledb_uses_a_plain_table(
     postgres_session_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """TimescaleDB is not installed here: bars is a plain table, and the store says so."""
-    caplog.set_level(logging.INFO, logger="marketdata")
-    store = await open_store(postgres_session_url)
+    """TimescaleDB is not installed here: migrating logs the plain-table path and bars is plain."""
+    admin = DatabaseUrl.parse(ADMIN_URL)
+    name = f"marketdata_test_plain_{secrets.token_hex(3)}"
+    with psycopg.connect(admin.conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        assert await store.bars_kind() == "plain table"  # type: ignore[attr-defined]
+        db = admin.with_database(name)
+        caplog.set_level(logging.INFO, logger="marketdata")
+        upgrade(db)
+        assert bars_kind(db) == "plain table"
+        assert any("plain PostgreSQL table" in r.getMessage() for r in caplog.records)
+        engine = sa.create_engine(db.sqlalchemy, poolclass=sa.NullPool)
+        try:
+            with engine.connect() as conn:
+                has_ext = conn.execute(
+                    sa.text("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")
+                ).scalar()
+        finally:
+            engine.dispose()
+        assert has_ext == 0
     finally:
-        await store.aclose()
-    assert any("plain table" in r.getMessage() for r in caplog.records)
-    engine = sa.create_engine(DatabaseUrl.parse(postgres_session_url).sqlalchemy)
-    try:
-        with engine.connect() as conn:
-            has_ext = conn.execute(
-                sa.text("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")
-            ).scalar()
-    finally:
-        engine.dispose()
-    assert has_ext == 0
+        with psycopg.connect(admin.conninfo, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def test_sqlite_bars_kind(tmp_path: Path) -> None:
+    """SQLite reports its own kind of table."""
+    assert bars_kind(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'x.db'}")) == "SQLite table"

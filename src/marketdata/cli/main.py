@@ -352,13 +352,15 @@ def db_upgrade(ctx: typer.Context) -> None:
 @db_app.command("current")
 def db_current(ctx: typer.Context) -> None:
     """Show the schema revision of the database and the one this version needs."""
-    from marketdata.storage.migrate import current_revision, head_revision
+    from marketdata.storage.migrate import bars_kind, current_revision, head_revision
 
     db = DatabaseUrl.parse(_settings(ctx).database_url)
     current = current_revision(db)
     head = head_revision()
     state = "up to date" if current == head else "behind: run `marketdata db upgrade`"
     out.print(f"{db.display}: revision {current or 'none'} (needs {head}) — {state}")
+    if current:
+        out.print(f"bars is stored as a {bars_kind(db)}")
 
 
 # -- serve ------------------------------------------------------------------------------------

@@ -57,14 +57,14 @@ def import_summary(report: ImportReport, *, seconds: float) -> Table:
     table.add_column("what")
     table.add_column("count", justify="right")
     total = report.counts.total
-    rate = f"{total / seconds:,.0f} rows/s" if seconds > 0 else "—"
+    rate = f" ({total / seconds:,.0f} rows/s)" if seconds >= 1 else ""
     table.add_row("files", f"{report.files:,}")
     table.add_row("inserted", f"[green]{report.counts.inserted:,}[/green]")
     table.add_row("updated", f"[yellow]{report.counts.updated:,}[/yellow]")
     table.add_row("unchanged", f"{report.counts.unchanged:,}")
     style = "red" if report.rejected_count else ""
     table.add_row("rejected", f"[{style}]{report.rejected_count:,}[/{style}]" if style else "0")
-    table.add_row("time", f"{seconds:,.1f} s ({rate})")
+    table.add_row("time", f"{seconds:,.1f} s{rate}")
     return table
 
 

@@ -54,6 +54,26 @@ def _first_line(exc: BaseException | None) -> str:
     return text[0] if text else "unknown error"
 
 
+def bars_kind(db: DatabaseUrl) -> str:
+    """How ``bars`` is stored: a TimescaleDB hypertable, a plain table, or a SQLite table."""
+    if db.backend == "sqlite":
+        return "SQLite table"
+    with _connect(db) as conn:
+        has_extension = conn.execute(
+            sa.text("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")
+        ).scalar()
+        hypertable = (
+            has_extension
+            and conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM timescaledb_information.hypertables "
+                    "WHERE hypertable_name = 'bars'"
+                )
+            ).scalar()
+        )
+    return "TimescaleDB hypertable" if hypertable else "plain table"
+
+
 def current_revision(db: DatabaseUrl) -> str | None:
     """The revision the database is at, or ``None`` when it has never been migrated."""
     with _connect(db) as conn:

@@ -177,19 +177,8 @@ class PostgresStore:
             await pool.close()
             msg = f"cannot connect to {db.display}: {_first_line(exc)}"
             raise DatabaseUnreachable(msg) from None
-        store = cls(db, pool)
-        log.info("opened %s (bars is a %s)", db.display, await store.bars_kind())
-        return store
-
-    async def bars_kind(self) -> str:
-        """``"TimescaleDB hypertable"`` or ``"plain table"``."""
-        rows = await self._fetch("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'", {})
-        if rows:
-            rows = await self._fetch(
-                "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'bars'",
-                {},
-            )
-        return "TimescaleDB hypertable" if rows else "plain table"
+        log.debug("opened %s", db.display, extra={"event": "store_opened"})
+        return cls(db, pool)
 
     # -- writes ---------------------------------------------------------------------------
 
