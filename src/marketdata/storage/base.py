@@ -41,6 +41,26 @@ READ_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+#: Columns of :meth:`Store.read_revisions` results, in order.
+REVISION_SCHEMA: dict[str, pl.DataType] = {
+    "date": pl.Date(),
+    "open": pl.Float64(),
+    "high": pl.Float64(),
+    "low": pl.Float64(),
+    "close": pl.Float64(),
+    "volume": pl.Float64(),
+    "vwap": pl.Float64(),
+    "transactions": pl.Int64(),
+    "source": pl.String(),
+    "quality": pl.Float64(),
+    "flags": pl.Int64(),
+    "validated": pl.Boolean(),
+    "ingested_at": pl.Datetime("us", "UTC"),
+    "revised_at": pl.Datetime("us", "UTC"),
+    "revised_by": pl.String(),
+}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpsertCounts:
     """What a write did: new bars, changed bars (revision kept), identical bars (untouched)."""

@@ -24,6 +24,7 @@ from marketdata.bars import VALUE_COLUMNS
 from marketdata.errors import DatabaseUnreachable, StorageError
 from marketdata.storage.base import (
     READ_SCHEMA,
+    REVISION_SCHEMA,
     SymbolStatus,
     UpsertCounts,
     disjoint_from_stored,
@@ -305,8 +306,6 @@ class PostgresStore:
             " WHERE symbol = %(symbol)s ORDER BY revised_at, date",
             {"symbol": symbol},
         )
-        from marketdata.storage.sqlite import REVISION_SCHEMA
-
         return pl.DataFrame(rows, schema=REVISION_SCHEMA, orient="row")
 
     async def symbol_statuses(self, symbols: Sequence[str] | None = None) -> list[SymbolStatus]:

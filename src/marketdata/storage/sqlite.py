@@ -21,6 +21,7 @@ from marketdata.bars import VALUE_COLUMNS
 from marketdata.errors import DatabaseUnreachable, StorageError
 from marketdata.storage.base import (
     READ_SCHEMA,
+    REVISION_SCHEMA,
     SymbolStatus,
     UpsertCounts,
     disjoint_from_stored,
@@ -350,25 +351,6 @@ class SQLiteStore:
             conn, self._conn = self._conn, None
             await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
         self._executor.shutdown(wait=True)
-
-
-REVISION_SCHEMA: dict[str, pl.DataType] = {
-    "date": pl.Date(),
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-    "vwap": pl.Float64(),
-    "transactions": pl.Int64(),
-    "source": pl.String(),
-    "quality": pl.Float64(),
-    "flags": pl.Int64(),
-    "validated": pl.Boolean(),
-    "ingested_at": pl.Datetime("us", "UTC"),
-    "revised_at": pl.Datetime("us", "UTC"),
-    "revised_by": pl.String(),
-}
 
 
 def _date(value: str | None) -> dt.date | None:

@@ -10,23 +10,12 @@ from fastapi import APIRouter, Path, Query, Response
 
 from marketdata.api.deps import StoreDep
 from marketdata.api.schemas import BarsResponse, ErrorBody
-from marketdata.bars import MAX_SYMBOL_LENGTH
+from marketdata.bars import MAX_SYMBOL_LENGTH, VALUE_COLUMNS
 from marketdata.errors import InputError, NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["bars"])
 
-_FIELDS = (
-    "date",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "vwap",
-    "transactions",
-    "quality",
-    "validated",
-)
+_FIELDS = ("date", *VALUE_COLUMNS, "quality", "validated")
 
 
 @router.get(
