@@ -26,7 +26,7 @@ BACKENDS = ["sqlite", "postgresql"]
 def _unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"PostgreSQL is required under CI=true: {reason}", pytrace=False)
-    pytest.skip(f"PostgreSQL not available: {reason}")
+    pytest.skip(f"PostgreSQL not available: {reason}")  # only outside CI (see above)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import polars as pl
 
-from marketdata.bars import BAR_SCHEMA
+from marketdata.bars import BAR_SCHEMA, VALUE_COLUMNS
 
 #: Columns a frame handed to :meth:`Store.upsert_bars` may carry besides the bar columns;
 #: absent ones default to "not validated yet".
@@ -24,39 +24,20 @@ VALIDATION_DEFAULTS: dict[str, tuple[pl.DataType, object]] = {
     "validated": (pl.Boolean(), False),
 }
 
-#: Columns of :meth:`Store.read_bars` results, in order.
-READ_SCHEMA: dict[str, pl.DataType] = {
-    "date": pl.Date(),
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-    "vwap": pl.Float64(),
-    "transactions": pl.Int64(),
-    "quality": pl.Float64(),
-    "flags": pl.Int64(),
-    "validated": pl.Boolean(),
-    "ingested_at": pl.Datetime("us", "UTC"),
-}
+_VALUES = {c: BAR_SCHEMA[c] for c in ("date", *VALUE_COLUMNS)}
+_VALIDATION = {name: dtype for name, (dtype, _) in VALIDATION_DEFAULTS.items()}
+_INSTANT = pl.Datetime("us", "UTC")
 
+#: Columns of :meth:`Store.read_bars` results, in order.
+READ_SCHEMA: dict[str, pl.DataType] = {**_VALUES, **_VALIDATION, "ingested_at": _INSTANT}
 
 #: Columns of :meth:`Store.read_revisions` results, in order.
 REVISION_SCHEMA: dict[str, pl.DataType] = {
-    "date": pl.Date(),
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-    "vwap": pl.Float64(),
-    "transactions": pl.Int64(),
+    **_VALUES,
     "source": pl.String(),
-    "quality": pl.Float64(),
-    "flags": pl.Int64(),
-    "validated": pl.Boolean(),
-    "ingested_at": pl.Datetime("us", "UTC"),
-    "revised_at": pl.Datetime("us", "UTC"),
+    **_VALIDATION,
+    "ingested_at": _INSTANT,
+    "revised_at": _INSTANT,
     "revised_by": pl.String(),
 }
 
