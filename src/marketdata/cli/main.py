@@ -13,7 +13,6 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
@@ -23,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
+    MofNCompleteColumn,
     Progress,
     TaskProgressColumn,
     TextColumn,
@@ -121,26 +121,16 @@ def root(
     ctx.obj = settings
 
 
-def _run(coro: Awaitable[T]) -> T:
-    return asyncio.run(coro)  # type: ignore[arg-type]  # Awaitable from an async def
-
-
-@asynccontextmanager
-async def _store(settings: Settings) -> Any:
+def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the store, run ``fn`` on it in an event loop, and close it."""
     from marketdata.storage import open_store
 
-    store = await open_store(settings.database_url)
-    try:
-        yield store
-    finally:
-        await store.aclose()
-
-
-def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
     async def go() -> T:
-        cm: AbstractAsyncContextManager[Store] = _store(settings)
-        async with cm as store:
+        store = await open_store(settings.database_url)
+        try:
             return await fn(store)
+        finally:
+            await store.aclose()
 
     return asyncio.run(go())
 
@@ -275,10 +265,26 @@ def export(
     if start and end and start > end:
         raise InputError(f"--start {start.date()} is after --end {end.date()}")
 
+    progress = Progress(
+        TextColumn("[bold]export"),
+        BarColumn(),
+        TaskProgressColumn(),
+        MofNCompleteColumn(),
+        TextColumn("symbols, {task.fields[rows]:,} bars"),
+        TimeRemainingColumn(),
+        console=err,
+        disable=out_path is None,  # CSV on stdout: keep the terminal for the data
+    )
+    task = progress.add_task("export", total=None, rows=0)
+
+    def on_symbol(_: str, rows: int) -> None:
+        progress.update(task, advance=1, rows=progress.tasks[task].fields["rows"] + rows)
+
     async def go(store: Store) -> int:
         chosen = list(symbols or [])
         if all_:
             chosen = sorted(set(chosen) | set(await export_service.stored_symbols(store)))
+        progress.update(task, total=len(chosen))
         target: Path | Any = out_path if out_path else sys.stdout.buffer
         return await export_service.export_symbols(
             store,
@@ -287,9 +293,11 @@ def export(
             out=target,
             start=start.date() if start else None,
             end=end.date() if end else None,
+            progress=on_symbol,
         )
 
-    written = _with_store(settings, go)
+    with progress:
+        written = _with_store(settings, go)
     if out_path:
         err.print(f"wrote {written:,} bars to {escape(str(out_path))}")
 

@@ -55,7 +55,7 @@ class ImportReport:
             self.rejected.extend(rows[:room])
 
 
-#: Progress callback: (file, position, size, unit, rows written so far in this file).
+#: Progress callback: (file, position reached in file.size units, rows parsed in this step).
 Progress = Callable[[BarFile, int, int], None]
 
 
