@@ -43,3 +43,35 @@ MAX_SYMBOL_LENGTH: Final = 20
 def empty_bars() -> pl.DataFrame:
     """A bar frame with no rows."""
     return pl.DataFrame(schema=BAR_SCHEMA)
+
+
+#: Stock splits: a ``split_from``-for-``split_to`` split takes effect on ``execution_date``
+#: (a 4-for-1 split is from=1, to=4; pre-split prices × from/to are comparable to later ones).
+SPLIT_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "symbol": pl.String(),
+    "execution_date": pl.Date(),
+    "split_from": pl.Float64(),
+    "split_to": pl.Float64(),
+}
+
+#: Cash dividends, not split-adjusted (as the vendor reports them).
+DIVIDEND_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "symbol": pl.String(),
+    "ex_dividend_date": pl.Date(),
+    "cash_amount": pl.Float64(),
+    "declaration_date": pl.Date(),
+    "record_date": pl.Date(),
+    "pay_date": pl.Date(),
+    "frequency": pl.Int64(),
+    "dividend_type": pl.String(),
+}
+
+
+def empty_splits() -> pl.DataFrame:
+    """A split frame with no rows."""
+    return pl.DataFrame(schema=SPLIT_SCHEMA)
+
+
+def empty_dividends() -> pl.DataFrame:
+    """A dividend frame with no rows."""
+    return pl.DataFrame(schema=DIVIDEND_SCHEMA)
