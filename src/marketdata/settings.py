@@ -54,6 +54,28 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("POLYGON_API_KEY", "MASSIVE_API_KEY"),
         description="Polygon.io / Massive API key (kept secret; never logged).",
     )
+    polygon_calls_per_minute: float = Field(
+        default=5,
+        ge=0,
+        validation_alias=AliasChoices(
+            "POLYGON_CALLS_PER_MINUTE", "MARKETDATA_POLYGON_CALLS_PER_MINUTE"
+        ),
+        description="Client-side pacing of vendor calls (5 on the free plan; 0 = unlimited).",
+    )
+    polygon_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("POLYGON_TIMEOUT", "MARKETDATA_POLYGON_TIMEOUT"),
+        description="Seconds to wait for one vendor response.",
+    )
+    polygon_retry_deadline: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias=AliasChoices(
+            "POLYGON_RETRY_DEADLINE", "MARKETDATA_POLYGON_RETRY_DEADLINE"
+        ),
+        description="Total seconds a vendor call may spend retrying 429s, 5xx and timeouts.",
+    )
     polygon_base_url: str = Field(
         default="https://api.massive.com",
         validation_alias=AliasChoices("POLYGON_BASE_URL", "MASSIVE_BASE_URL"),
