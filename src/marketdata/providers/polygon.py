@@ -60,6 +60,7 @@ class PolygonClient:
         retry_attempts: int = 10,
         wait_initial: float = 1.0,
         wait_max: float = 60.0,
+        aggs_limit: int = AGGS_LIMIT,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not api_key:
@@ -67,6 +68,7 @@ class PolygonClient:
             raise AuthenticationFailed(msg)
         self.base_url = base_url.rstrip("/")
         self.limiter = RateLimiter(calls_per_minute)
+        self.aggs_limit = aggs_limit
         self.calls = 0
         self._retry = {
             "timeout": retry_deadline,
@@ -168,7 +170,7 @@ class PolygonClient:
         begin = start
         while begin <= end:
             path = f"/v2/aggs/ticker/{quote(symbol, safe='')}/range/1/day/{begin}/{end}"
-            params = {"adjusted": "false", "sort": "asc", "limit": str(AGGS_LIMIT)}
+            params = {"adjusted": "false", "sort": "asc", "limit": str(self.aggs_limit)}
             truncated = False
             for page_path, data in await self._pages(path, params):
                 if data.get("adjusted") not in (None, False):
@@ -178,7 +180,7 @@ class PolygonClient:
                 frames.append(
                     parse.aggregates(data, endpoint="range", path=page_path, symbol=symbol)
                 )
-                truncated = _query_count(data) >= AGGS_LIMIT and not data.get("next_url")
+                truncated = _query_count(data) >= self.aggs_limit and not data.get("next_url")
             if not truncated or not frames or frames[-1].is_empty():
                 break
             last = frames[-1]["date"].max()
