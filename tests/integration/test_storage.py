@@ -191,3 +191,29 @@ async def test_ping_and_description(store: Store) -> None:
     """ping answers on a live database; the description never holds a password."""
     await store.ping()
     assert store.backend in store.description.lower() or "SQLite" in store.description
+
+
+async def test_status_records_the_source_of_the_latest_write(store: Store) -> None:
+    """symbol_status.source follows writes; has_source answers from the status table."""
+    await store.upsert_bars(make_bars("AAPL", days=3), source="synthetic", at=AT)
+    assert await store.has_source("synthetic")
+    [status] = await store.symbol_statuses(["AAPL"])
+    assert status.source == "synthetic"
+    changed = make_bars("AAPL", days=4, close=7.5)
+    await store.upsert_bars(changed, source="polygon", at=AT)
+    [status] = await store.symbol_statuses(["AAPL"])
+    assert status.source == "polygon"
+    assert not await store.has_source("synthetic")
+
+
+async def test_purge_symbol_removes_everything_of_it(store: Store) -> None:
+    """Purging deletes bars, revisions and status of one symbol and nothing else."""
+    await store.upsert_bars(make_bars("AAPL", days=3), source="a", at=AT)
+    await store.upsert_bars(make_bars("AAPL", days=3, close=1.0), source="b", at=AT)
+    await store.upsert_bars(make_bars("MSFT", days=2), source="a", at=AT)
+    assert await store.purge_symbol("AAPL") == 3
+    assert (await store.read_bars("AAPL")).is_empty()
+    assert (await store.read_revisions("AAPL")).is_empty()
+    assert [s.symbol for s in await store.symbol_statuses()] == ["MSFT"]
+    assert (await store.read_bars("MSFT")).height == 2
+    assert await store.purge_symbol("NOPE") == 0

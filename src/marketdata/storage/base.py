@@ -76,6 +76,7 @@ class SymbolStatus:
     last_fetch: dt.datetime | None
     last_error: str | None
     updated_at: dt.datetime
+    source: str | None = None  # source of the latest write (``synthetic`` for simulated data)
 
 
 class Store(Protocol):
@@ -115,6 +116,14 @@ class Store(Protocol):
 
     async def symbol_statuses(self, symbols: Sequence[str] | None = None) -> list[SymbolStatus]:
         """Per-symbol summaries, ordered by symbol; all symbols when ``symbols`` is None."""
+        ...
+
+    async def purge_symbol(self, symbol: str) -> int:
+        """Delete every bar, revision, validation row and the status of ``symbol``; rows gone."""
+        ...
+
+    async def has_source(self, source: str) -> bool:
+        """Whether any symbol's latest write came from ``source`` (reads the status table)."""
         ...
 
     async def ping(self) -> None:

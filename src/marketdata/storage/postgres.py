@@ -54,15 +54,16 @@ _UPDATE_SET = ", ".join(
 
 _STATUS_UPSERT = """
 INSERT INTO symbol_status AS st (symbol, first_date, last_date, bar_count, validated_count,
-                                 gap_count, updated_at)
-SELECT d.symbol, d.first_date, d.last_date, d.inserted, d.validated, 0, %(at)s
-FROM {source}
+                                 gap_count, updated_at, source)
+SELECT d.symbol, d.first_date, d.last_date, d.inserted, d.validated, 0, %(at)s, %(source)s
+FROM {rows}
 ON CONFLICT (symbol) DO UPDATE SET
   first_date = LEAST(st.first_date, EXCLUDED.first_date),
   last_date = GREATEST(st.last_date, EXCLUDED.last_date),
   bar_count = st.bar_count + EXCLUDED.bar_count,
   validated_count = st.validated_count + EXCLUDED.validated_count,
-  updated_at = EXCLUDED.updated_at
+  updated_at = EXCLUDED.updated_at,
+  source = EXCLUDED.source
 """
 
 _MERGE = f"""
@@ -96,7 +97,7 @@ d AS (
                   ELSE validated::int - old_validated::int END) AS validated
   FROM chg GROUP BY symbol
 ),
-st AS ({_STATUS_UPSERT.format(source="d AS d")})
+st AS ({_STATUS_UPSERT.format(rows="d AS d")})
 SELECT COALESCE(SUM(inserted), 0), COALESCE(SUM(updated), 0) FROM d
 """  # constants only; values are bound parameters
 
@@ -196,7 +197,7 @@ class PostgresStore:
                 stored = await self._spans(conn, prepared["symbol"].unique().to_list())
                 if disjoint_from_stored(prepared, stored):
                     await self._copy(conn, "bars", prepared)
-                    await self._apply_status(conn, status_deltas(prepared), at)
+                    await self._apply_status(conn, status_deltas(prepared), at, source)
                     return UpsertCounts(inserted=prepared.height)
                 await conn.execute(
                     "CREATE TEMP TABLE IF NOT EXISTS _stage "
@@ -248,15 +249,15 @@ class PostgresStore:
 
     @staticmethod
     async def _apply_status(
-        conn: psycopg.AsyncConnection[Any], deltas: pl.DataFrame, at: dt.datetime
+        conn: psycopg.AsyncConnection[Any], deltas: pl.DataFrame, at: dt.datetime, source: str
     ) -> None:
         await conn.execute(
             _STATUS_UPSERT.format(
-                source="unnest(%(symbol)s::text[], %(first_date)s::date[], "
+                rows="unnest(%(symbol)s::text[], %(first_date)s::date[], "
                 "%(last_date)s::date[], %(inserted)s::bigint[], %(validated)s::bigint[]) "
                 "AS d(symbol, first_date, last_date, inserted, validated)"
             ),
-            {**{c: deltas[c].to_list() for c in deltas.columns}, "at": at},
+            {**{c: deltas[c].to_list() for c in deltas.columns}, "at": at, "source": source},
         )
 
     # -- reads ----------------------------------------------------------------------------
@@ -312,7 +313,7 @@ class PostgresStore:
         """Per-symbol summaries, ordered by symbol."""
         sql = (
             "SELECT symbol, first_date, last_date, bar_count, validated_count, gap_count,"
-            " last_fetch, last_error, updated_at FROM symbol_status"
+            " last_fetch, last_error, updated_at, source FROM symbol_status"
         )
         params: dict[str, Any] = {}
         if symbols is not None:
@@ -330,6 +331,7 @@ class PostgresStore:
                 last_fetch=r[6],
                 last_error=r[7],
                 updated_at=r[8],
+                source=r[9],
             )
             for r in rows
         ]
@@ -343,6 +345,29 @@ class PostgresStore:
             raise DatabaseUnreachable(f"{self.description}: {_first_line(exc)}") from exc
         except psycopg.Error as exc:
             raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
+
+    async def purge_symbol(self, symbol: str) -> int:
+        """Delete everything stored for ``symbol`` in one transaction."""
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+                cur = await conn.execute("DELETE FROM bars WHERE symbol = %s", (symbol,))
+                removed = cur.rowcount
+                for table in ("bar_revisions", "validation_log", "symbol_status"):
+                    await conn.execute(
+                        f"DELETE FROM {table} WHERE symbol = %s",  # constant names
+                        (symbol,),
+                    )
+        except psycopg.Error as exc:
+            raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
+        return int(removed)
+
+    async def has_source(self, source: str) -> bool:
+        """Whether any symbol's latest write came from ``source``."""
+        rows = await self._fetch(
+            "SELECT 1 FROM symbol_status WHERE source = %(source)s LIMIT 1", {"source": source}
+        )
+        return bool(rows)
 
     async def ping(self) -> None:
         """Run a trivial query."""

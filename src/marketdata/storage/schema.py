@@ -78,6 +78,7 @@ symbol_status = sa.Table(
     sa.Column("last_fetch", sa.DateTime(timezone=True), nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("source", sa.Text, nullable=True, comment="source of the latest write (synthetic …)"),
 )
 
 #: One row per rule that fired on a bar (filled by validation).

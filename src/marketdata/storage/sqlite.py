@@ -45,8 +45,8 @@ _DIFFERS_EXCLUDED = " OR ".join(f"bars.{c} IS NOT excluded.{c}" for c in VALUE_C
 
 _STATUS_UPSERT = """
 INSERT INTO symbol_status (symbol, first_date, last_date, bar_count, validated_count,
-                           gap_count, updated_at)
-VALUES (?, ?, ?, ?, ?, 0, ?)
+                           gap_count, updated_at, source)
+VALUES (?, ?, ?, ?, ?, 0, ?, ?)
 ON CONFLICT (symbol) DO UPDATE SET
   first_date = CASE WHEN symbol_status.first_date IS NULL
                       OR excluded.first_date < symbol_status.first_date
@@ -56,7 +56,8 @@ ON CONFLICT (symbol) DO UPDATE SET
                    THEN excluded.last_date ELSE symbol_status.last_date END,
   bar_count = symbol_status.bar_count + excluded.bar_count,
   validated_count = symbol_status.validated_count + excluded.validated_count,
-  updated_at = excluded.updated_at
+  updated_at = excluded.updated_at,
+  source = excluded.source
 """
 
 
@@ -183,7 +184,7 @@ class SQLiteStore:
             f"INSERT INTO bars ({_BAR_COLUMNS}) VALUES ({_PLACEHOLDERS})",  # constants
             _rows(frame),
         )
-        self._apply_status(db, status_deltas(frame), at)
+        self._apply_status(db, status_deltas(frame), at, frame["source"][0])
         return UpsertCounts(inserted=frame.height)
 
     def _merge(
@@ -242,13 +243,15 @@ class SQLiteStore:
             },
             orient="row",
         ).with_columns(pl.col("first_date", "last_date").str.to_date("%Y-%m-%d"))
-        self._apply_status(db, status, at)
+        self._apply_status(db, status, at, source)
         return UpsertCounts(
             inserted=inserted, updated=updated, unchanged=frame.height - inserted - updated
         )
 
     @staticmethod
-    def _apply_status(db: sqlite3.Connection, deltas: pl.DataFrame, at: dt.datetime) -> None:
+    def _apply_status(
+        db: sqlite3.Connection, deltas: pl.DataFrame, at: dt.datetime, source: str
+    ) -> None:
         stamp = _iso_ts(at)
         db.executemany(
             _STATUS_UPSERT,
@@ -260,6 +263,7 @@ class SQLiteStore:
                     inserted,
                     validated,
                     stamp,
+                    source,
                 )
                 for symbol, first, last, inserted, validated in deltas.select(
                     "symbol", "first_date", "last_date", "inserted", "validated"
@@ -317,7 +321,7 @@ class SQLiteStore:
         """Per-symbol summaries, ordered by symbol."""
         sql = (
             "SELECT symbol, first_date, last_date, bar_count, validated_count, gap_count,"
-            " last_fetch, last_error, updated_at FROM symbol_status"
+            " last_fetch, last_error, updated_at, source FROM symbol_status"
         )
         params: list[Any] = []
         if symbols is not None:
@@ -337,9 +341,34 @@ class SQLiteStore:
                 last_fetch=_ts(r[6]),
                 last_error=r[7],
                 updated_at=_ts(r[8]) or dt.datetime.min.replace(tzinfo=dt.UTC),
+                source=r[9],
             )
             for r in rows
         ]
+
+    async def purge_symbol(self, symbol: str) -> int:
+        """Delete everything stored for ``symbol`` in one transaction."""
+        return await self._run(self._purge, symbol)
+
+    def _purge(self, symbol: str) -> int:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            removed = db.execute("DELETE FROM bars WHERE symbol = ?", (symbol,)).rowcount
+            for table in ("bar_revisions", "validation_log", "symbol_status"):
+                db.execute(f"DELETE FROM {table} WHERE symbol = ?", (symbol,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return int(removed)
+
+    async def has_source(self, source: str) -> bool:
+        """Whether any symbol's latest write came from ``source``."""
+        rows = await self._run(
+            self._fetch, "SELECT 1 FROM symbol_status WHERE source = ? LIMIT 1", [source]
+        )
+        return bool(rows)
 
     async def ping(self) -> None:
         """Run a trivial query."""
