@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     host: str = Field(default="127.0.0.1", description="Address `marketdata serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `marketdata serve` uses.")
+    simulate: bool = Field(
+        default=True,
+        description=(
+            "With no POLYGON_API_KEY, fill an empty database with simulated bars so the "
+            "service has something to show (clearly marked; replaced by real data)."
+        ),
+    )
     import_chunk_rows: int = Field(
         default=100_000,
         ge=1_000,

@@ -1,4 +1,4 @@
-"""A user's first run: import a file, `marketdata serve`, read the bars over a real socket."""
+"""A user's first runs: `marketdata serve` over a real socket, with imported or simulated data."""
 
 from __future__ import annotations
 
@@ -8,11 +8,18 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "marketdata"]
+ENV = {
+    **{k: v for k, v in os.environ.items() if not k.startswith(("POLYGON_", "MASSIVE_"))},
+    "COLUMNS": "200",
+}
 
 
 def free_port() -> int:
@@ -22,27 +29,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_import_then_serve_on_default_sqlite(tmp_path: Path) -> None:
-    """The README flow on the zero-set-up default database serves the imported bars."""
-    env = {**os.environ, "COLUMNS": "200"}
-    cli = [sys.executable, "-m", "marketdata"]
-    imported = subprocess.run(
-        [*cli, "import", str(REPO / "examples" / "sample.csv")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert imported.returncode == 0, imported.stderr
+@contextmanager
+def serving(cwd: Path) -> Iterator[tuple[str, list[str]]]:
+    """`marketdata serve` in ``cwd`` until the block ends: (base URL, stderr lines until ready)."""
     port = free_port()
     server = subprocess.Popen(
-        [*cli, "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
+        [*CLI, "serve", "--port", str(port)], cwd=cwd, env=ENV, stderr=subprocess.PIPE, text=True
     )
     lines: queue.Queue[str] = queue.Queue()
 
@@ -54,14 +46,36 @@ def test_import_then_serve_on_default_sqlite(tmp_path: Path) -> None:
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     try:
-        seen = []
-        while True:  # readiness: uvicorn announces the socket it listens on
-            line = lines.get(timeout=60)
+        seen: list[str] = []
+        while True:  # readiness: uvicorn announces that startup completed
+            line = lines.get(timeout=120)
             seen.append(line)
-            if "Uvicorn running on" in line or "Application startup complete" in line:
+            if "Application startup complete" in line or "Uvicorn running on" in line:
                 break
-        base = f"http://127.0.0.1:{port}"
-        assert httpx.get(f"{base}/health", timeout=10).json()["database"] == "ok"
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        reader.join(timeout=30)
+        if server.stderr is not None:
+            server.stderr.close()
+
+
+def test_import_then_serve_on_default_sqlite(tmp_path: Path) -> None:
+    """The README flow on the zero-set-up default database serves the imported bars."""
+    imported = subprocess.run(
+        [*CLI, "import", str(REPO / "examples" / "sample.csv")],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr
+    with serving(tmp_path) as (base, _):
+        health = httpx.get(f"{base}/health", timeout=10).json()
+        assert (health["database"], health["data_mode"]) == ("ok", "real")
         body = httpx.get(f"{base}/api/v1/historical/AAPL", timeout=10).json()
         assert body["count"] == 2
         assert body["bars"][0] == {
@@ -76,10 +90,14 @@ def test_import_then_serve_on_default_sqlite(tmp_path: Path) -> None:
             "quality": None,
             "validated": False,
         }
-        assert (tmp_path / "data" / "marketdata.db").exists()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        reader.join(timeout=30)
-        if server.stderr is not None:
-            server.stderr.close()
+    assert (tmp_path / "data" / "marketdata.db").exists()
+
+
+def test_first_run_without_a_key_serves_simulated_data(tmp_path: Path) -> None:
+    """The README's first command with no key: simulated bars at once, said loudly."""
+    with serving(tmp_path) as (base, stderr):
+        assert any("SIMULATED DATA" in line for line in stderr)
+        health = httpx.get(f"{base}/health", timeout=10).json()
+        assert health["data_mode"] == "simulated"
+        body = httpx.get(f"{base}/api/v1/historical/MSFT", timeout=10).json()
+        assert body["count"] > 1000

@@ -137,7 +137,8 @@ def test_openapi_documents_the_endpoints(client: TestClient) -> None:
 
 def test_health_is_503_when_the_store_is_gone(database_url: str) -> None:
     """A store that no longer answers turns /health into 503 naming the database."""
-    with TestClient(create_app(Settings(database_url=database_url))) as test_client:
+    settings = Settings(database_url=database_url, simulate=False)
+    with TestClient(create_app(settings)) as test_client:
         store = test_client.app_state["store"]
         test_client.portal.call(store.aclose)  # type: ignore[union-attr]
         response = test_client.get("/health")

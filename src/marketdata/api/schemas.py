@@ -41,6 +41,25 @@ class Health(BaseModel):
     version: str
     database: Literal["ok", "unreachable"]
     database_detail: str | None = None
+    scheduler_running: bool = Field(default=False, description="The daily backfill scheduler.")
+    data_mode: Literal["simulated", "real", "empty", "unknown"] = Field(
+        default="unknown",
+        description="'simulated' while synthetic bars are served (no API key), 'real' otherwise.",
+    )
+    notice: str | None = Field(default=None, description="What the user should know, if anything.")
+
+
+class Root(BaseModel):
+    """What this service is and where to go next."""
+
+    name: str
+    version: str
+    docs: str
+    redoc: str
+    openapi: str
+    health: str
+    data_mode: Literal["simulated", "real", "empty", "unknown"]
+    notice: str | None = None
 
 
 class ErrorBody(BaseModel):

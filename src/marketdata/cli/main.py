@@ -407,6 +407,96 @@ def serve(
     )
 
 
+@app.command("fake-polygon")
+def fake_polygon(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 9100,
+    seed: Annotated[int, typer.Option(help="Simulator seed: same seed, same market.")] = 0,
+    symbols: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated universe (default: the 15-symbol watchlist).", show_default=False
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Key callers must send (default POLYGON_API_KEY, else any non-empty key).",
+            show_default=False,
+        ),
+    ] = None,
+    today: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            help="Last session served (default: the last completed session).",
+            formats=["%Y-%m-%d"],
+            show_default=False,
+        ),
+    ] = None,
+    page_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Results per page, to force pagination.", show_default=False),
+    ] = None,
+    rate_limit: Annotated[
+        int | None,
+        typer.Option(min=1, help="Calls per minute before answering 429.", show_default=False),
+    ] = None,
+    retry_after: Annotated[
+        float | None,
+        typer.Option(help="Seconds sent in Retry-After with 429s.", show_default=False),
+    ] = None,
+    error_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of 5xx answers.")
+    ] = 0.0,
+    plan_start: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            help="Answer 403 'timeframe' before this date (the free plan keeps ~2 years).",
+            formats=["%Y-%m-%d"],
+            show_default=False,
+        ),
+    ] = None,
+    slow: Annotated[float, typer.Option(min=0.0, help="Seconds of delay per answer.")] = 0.0,
+) -> None:
+    """Run a local Polygon/Massive look-alike serving simulated data (for tests and demos).
+
+    Point marketdata at it with POLYGON_BASE_URL=http://127.0.0.1:9100 and any API key.
+    """
+    import uvicorn
+
+    from marketdata.calendar import last_completed_session
+    from marketdata.providers.simulator import DEFAULT_SYMBOLS
+    from marketdata.testing import FakePolygon, FakePolygonConfig, Faults
+
+    settings = _settings(ctx)
+    key = api_key or (
+        settings.polygon_api_key.get_secret_value() if settings.polygon_api_key else None
+    )
+    universe = (
+        tuple(s.strip() for s in symbols.split(",") if s.strip()) if symbols else DEFAULT_SYMBOLS
+    )
+    config = FakePolygonConfig(
+        api_key=key,
+        seed=seed,
+        symbols=universe,
+        today=today.date() if today else last_completed_session(dt.datetime.now(dt.UTC)),
+        faults=Faults(
+            page_size=page_size,
+            rate_limit=rate_limit,
+            retry_after=retry_after,
+            error_rate=error_rate,
+            plan_start=plan_start.date() if plan_start else None,
+            slow_seconds=slow,
+        ),
+    )
+    err.print(
+        f"fake Polygon on http://{host}:{port}: {len(universe)} simulated symbols up to "
+        f"{config.today}; {'key required' if key else 'any non-empty key accepted'}"
+    )
+    uvicorn.run(FakePolygon(config).app, host=host, port=port, log_level="warning")
+
+
 def main() -> None:
     """Entry point: run the app, turning marketdata errors into one line and exit 1."""
     try:

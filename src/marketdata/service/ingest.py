@@ -15,6 +15,7 @@ from pathlib import Path
 from marketdata.errors import DataRejected
 from marketdata.providers.files import BarFile, open_bar_file
 from marketdata.providers.parsing import LINE
+from marketdata.service.simulated import replace_synthetic
 from marketdata.storage.base import Store, UpsertCounts
 
 #: How many rejected rows an :class:`ImportReport` keeps for display (all are counted).
@@ -112,6 +113,7 @@ async def import_files(
         for chunk in bar_file.chunks(chunk_rows):
             report.reject(_rejects(bar_file, chunk.rejected.select(LINE, "reason").rows()))
             if not chunk.bars.is_empty():
+                await replace_synthetic(store, chunk.bars["symbol"].unique().to_list())
                 report.counts += await store.upsert_bars(chunk.bars, source=source, at=at)
             if progress:
                 progress(bar_file, chunk.position, chunk.bars.height)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from marketdata import __version__
 from marketdata.api.deps import StoreDep
-from marketdata.api.schemas import Health
+from marketdata.api.schemas import Health, Root
 from marketdata.errors import StorageError
+from marketdata.service.simulated import SIMULATED_NOTICE, data_mode
+
+DataModeName = Literal["simulated", "real", "empty", "unknown"]
 
 router = APIRouter(tags=["system"])
 
@@ -23,9 +27,11 @@ router = APIRouter(tags=["system"])
 async def health(store: StoreDep) -> JSONResponse:
     """Liveness and readiness: 200 when the database answers, 503 naming what failed."""
     detail: str | None = None
+    mode: DataModeName = "unknown"
     try:
         await store.ping()
         database = "ok"
+        mode = await data_mode(store)
     except StorageError as exc:
         database, detail = "unreachable", str(exc)
     body = Health(
@@ -34,5 +40,23 @@ async def health(store: StoreDep) -> JSONResponse:
         version=__version__,
         database=database,
         database_detail=detail,
+        data_mode=mode,
+        notice=SIMULATED_NOTICE if mode == "simulated" else None,
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if database == "ok" else 503)
+
+
+@router.get("/", response_model=Root)
+async def root(store: StoreDep) -> Root:
+    """What this service is, where its docs are, and whether its data is simulated."""
+    mode = await data_mode(store)
+    return Root(
+        name="marketdata",
+        version=__version__,
+        docs="/docs",
+        redoc="/redoc",
+        openapi="/openapi.json",
+        health="/health",
+        data_mode=mode,
+        notice=SIMULATED_NOTICE if mode == "simulated" else None,
+    )
