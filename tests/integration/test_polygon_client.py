@@ -288,3 +288,25 @@ async def test_splits_and_dividends_with_fallback(upstream: Upstream, v1: bool) 
     assert ("/stocks/v1/splits" in paths) is True
     assert ("/v3/reference/splits" in paths) is (not v1)
     assert_no_key_leak(upstream)
+
+
+async def test_bad_bars_come_through_as_sent(upstream: Upstream, client: PolygonClient) -> None:
+    """Injected bad bars reach the caller untouched: flagging them is validation's job."""
+    day = dt.date(2025, 3, 12)
+    upstream.server.faults.bad_bars = {
+        "AAPL": [(day, "high_below_low"), (dt.date(2025, 3, 13), "nan_price")],
+        "MSFT": [(day, "duplicate_session"), (dt.date(2025, 3, 14), "missing_session")],
+        "NVDA": [(day, "negative_price"), (dt.date(2025, 3, 13), "zero_volume")],
+    }
+    start, end = dt.date(2025, 3, 10), dt.date(2025, 3, 14)
+    aapl = await client.daily_bars("AAPL", start, end)
+    hit = aapl.filter(pl.col("date") == day).row(0, named=True)
+    assert hit["high"] < hit["low"]
+    nan_open = aapl.filter(pl.col("date") == dt.date(2025, 3, 13))["open"][0]
+    assert nan_open != nan_open  # NaN survives the JSON round trip
+    msft = await client.daily_bars("MSFT", start, end)
+    assert msft["date"].to_list().count(day) == 2
+    assert dt.date(2025, 3, 14) not in msft["date"].to_list()
+    nvda = await client.daily_bars("NVDA", start, end)
+    assert nvda.filter(pl.col("date") == day)["close"][0] < 0
+    assert nvda.filter(pl.col("date") == dt.date(2025, 3, 13))["volume"][0] == 0.0

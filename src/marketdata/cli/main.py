@@ -446,6 +446,9 @@ def fake_polygon(
         float | None,
         typer.Option(help="Seconds sent in Retry-After with 429s.", show_default=False),
     ] = None,
+    throttle_first: Annotated[
+        int, typer.Option(min=0, help="Answer the first N data requests with 429.")
+    ] = 0,
     error_rate: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of 5xx answers.")
     ] = 0.0,
@@ -485,6 +488,7 @@ def fake_polygon(
             page_size=page_size,
             rate_limit=rate_limit,
             retry_after=retry_after,
+            throttle_next=throttle_first,
             error_rate=error_rate,
             plan_start=plan_start.date() if plan_start else None,
             slow_seconds=slow,
@@ -494,7 +498,7 @@ def fake_polygon(
         f"fake Polygon on http://{host}:{port}: {len(universe)} simulated symbols up to "
         f"{config.today}; {'key required' if key else 'any non-empty key accepted'}"
     )
-    uvicorn.run(FakePolygon(config).app, host=host, port=port, log_level="warning")
+    uvicorn.run(FakePolygon(config).app, host=host, port=port, log_level="info", access_log=False)
 
 
 def main() -> None:
