@@ -5,17 +5,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-import queue
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import polars as pl
 
 from marketdata.providers.polygon import PolygonClient
 from marketdata.providers.simulator import DEFAULT_SYMBOLS, MarketSimulator
-from tests.acceptance.test_serve import free_port
+from tests.support.processes import free_port, running
 
 KEY = "pk_ACCEPT_0a1b2c3d4e5f6789"
 
@@ -42,47 +39,26 @@ def test_fake_polygon_command_with_the_client(tmp_path: Path) -> None:
         "--retry-after",
         "0.1",
     ]
-    server = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-    output: list[str] = []
+    start, end = dt.date(2021, 11, 20), dt.date(2026, 11, 20)
 
-    def pump() -> None:
-        assert server.stderr is not None
-        for line in server.stderr:
-            lines.put(line)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    try:
-        while "Uvicorn running on" not in (line := lines.get(timeout=120)):
-            output.append(line)
-        start, end = dt.date(2021, 11, 20), dt.date(2026, 11, 20)
-
-        async def fetch() -> tuple[list[pl.DataFrame], int]:
-            client = PolygonClient(
-                api_key=KEY,
-                base_url=f"http://127.0.0.1:{port}",
-                calls_per_minute=0,
-                wait_initial=0.01,
-                wait_max=0.2,
+    async def fetch() -> tuple[list[pl.DataFrame], int]:
+        client = PolygonClient(
+            api_key=KEY,
+            base_url=f"http://127.0.0.1:{port}",
+            calls_per_minute=0,
+            wait_initial=0.01,
+            wait_max=0.2,
+        )
+        try:
+            frames = await asyncio.gather(
+                *(client.daily_bars(s, start, end) for s in DEFAULT_SYMBOLS)
             )
-            try:
-                frames = await asyncio.gather(
-                    *(client.daily_bars(s, start, end) for s in DEFAULT_SYMBOLS)
-                )
-            finally:
-                await client.aclose()
-            return list(frames), client.calls
+        finally:
+            await client.aclose()
+        return list(frames), client.calls
 
+    with running(cmd, ready=("Uvicorn running on",), cwd=tmp_path, env=env) as output:
         frames, calls = asyncio.run(fetch())
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        reader.join(timeout=30)
-        if server.stderr is not None:
-            server.stderr.close()
-    while not lines.empty():
-        output.append(lines.get())
     got = pl.concat(frames).sort("symbol", "date")
     expected = MarketSimulator(seed=0).bars(list(DEFAULT_SYMBOLS), start, end)
     assert got.equals(expected.sort("symbol", "date"))

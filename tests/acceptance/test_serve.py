@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import queue
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+from tests.support.processes import free_port, running
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "marketdata"]
@@ -22,43 +21,13 @@ ENV = {
 }
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def serving(cwd: Path) -> Iterator[tuple[str, list[str]]]:
     """`marketdata serve` in ``cwd`` until the block ends: (base URL, stderr lines until ready)."""
     port = free_port()
-    server = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port)], cwd=cwd, env=ENV, stderr=subprocess.PIPE, text=True
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert server.stderr is not None
-        for line in server.stderr:
-            lines.put(line)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    try:
-        seen: list[str] = []
-        while True:  # readiness: uvicorn announces that startup completed
-            line = lines.get(timeout=120)
-            seen.append(line)
-            if "Application startup complete" in line or "Uvicorn running on" in line:
-                break
+    ready = ("Application startup complete", "Uvicorn running on")
+    with running([*CLI, "serve", "--port", str(port)], ready=ready, cwd=cwd, env=ENV) as seen:
         yield f"http://127.0.0.1:{port}", seen
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        reader.join(timeout=30)
-        if server.stderr is not None:
-            server.stderr.close()
 
 
 def test_import_then_serve_on_default_sqlite(tmp_path: Path) -> None:

@@ -53,6 +53,10 @@ _TIMEFRAME = (
     "Your plan doesn't include this data timeframe. Please upgrade your plan at "
     "https://polygon.io/pricing"
 )
+_RATE_LIMITED = (
+    "You've exceeded the maximum requests per minute, please wait or upgrade your "
+    "subscription to continue. https://polygon.io/pricing"
+)
 _GATEWAY_HTML = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
@@ -112,6 +116,11 @@ def _json(
 ) -> Response:
     body = json.dumps(data, allow_nan=True, separators=(",", ":")).encode()
     return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _error(status: int, text: str, headers: dict[str, str] | None = None) -> Response:
+    """The vendor's error body for 400/401/429/5xx: ``{"status": "ERROR", "error": …}``."""
+    return _json({"status": "ERROR", "request_id": _request_id(), "error": text}, status, headers)
 
 
 def _request_id() -> str:
@@ -178,18 +187,9 @@ class FakePolygon:
             key = auth[7:].strip()
         key = key or request.query_params.get("apiKey")
         if not key:
-            return _json(
-                {
-                    "status": "ERROR",
-                    "request_id": _request_id(),
-                    "error": "API Key was not provided",
-                },
-                401,
-            )
+            return _error(401, "API Key was not provided")
         if self.config.api_key is not None and key != self.config.api_key:
-            return _json(
-                {"status": "ERROR", "request_id": _request_id(), "error": "Unknown API Key"}, 401
-            )
+            return _error(401, "Unknown API Key")
         faults = self.faults
         if faults.slow_seconds:
             await asyncio.sleep(faults.slow_seconds)
@@ -199,16 +199,7 @@ class FakePolygon:
                 if faults.retry_after is not None
                 else None
             )
-            return _json(
-                {
-                    "status": "ERROR",
-                    "request_id": _request_id(),
-                    "error": "You've exceeded the maximum requests per minute, please wait or "
-                    "upgrade your subscription to continue. https://polygon.io/pricing",
-                },
-                429,
-                headers,
-            )
+            return _error(429, _RATE_LIMITED, headers)
         if faults.fail_next > 0:
             faults.fail_next -= 1
             return Response(_GATEWAY_HTML, status_code=502, media_type="text/html")
@@ -216,9 +207,7 @@ class FakePolygon:
             status = self._random.choice([500, 502, 503, 504])
             if status == 502:
                 return Response(_GATEWAY_HTML, status_code=502, media_type="text/html")
-            return _json(
-                {"status": "ERROR", "request_id": _request_id(), "error": "Internal error"}, status
-            )
+            return _error(status, "Internal error")
         if faults.not_entitled:
             return _json(
                 {"status": "NOT_AUTHORIZED", "request_id": _request_id(), "message": _NOT_ENTITLED},
@@ -367,24 +356,10 @@ class FakePolygon:
         try:
             start, end = _parse_day(p["start"]), _parse_day(p["end"])
         except ValueError:
-            return _json(
-                {
-                    "status": "ERROR",
-                    "request_id": _request_id(),
-                    "error": "Could not parse the date",
-                },
-                400,
-            )
+            return _error(400, "Could not parse the date")
         if p["multiplier"] != "1" or p["timespan"] != "day":
-            return _json(
-                {
-                    "status": "ERROR",
-                    "request_id": _request_id(),
-                    "error": "this server serves 1/day aggregates only, not "
-                    f"{p['multiplier']}/{p['timespan']}",
-                },
-                400,
-            )
+            served = f"{p['multiplier']}/{p['timespan']}"
+            return _error(400, f"this server serves 1/day aggregates only, not {served}")
         if blocked := await self._gate(request, days=(start, end)):
             return blocked
         ticker = p["ticker"]
@@ -431,14 +406,7 @@ class FakePolygon:
         try:
             day = dt.date.fromisoformat(request.path_params["day"])
         except ValueError:
-            return _json(
-                {
-                    "status": "ERROR",
-                    "request_id": _request_id(),
-                    "error": "Could not parse the date",
-                },
-                400,
-            )
+            return _error(400, "Could not parse the date")
         if blocked := await self._gate(request, days=(day,)):
             return blocked
         adjusted = request.query_params.get("adjusted", "true").lower() != "false"
