@@ -14,7 +14,7 @@ from typing import Protocol
 
 import polars as pl
 
-from marketdata.bars import BAR_SCHEMA, VALUE_COLUMNS
+from marketdata.bars import BAR_SCHEMA, DIVIDEND_SCHEMA, SPLIT_SCHEMA, VALUE_COLUMNS
 
 #: Columns a frame handed to :meth:`Store.upsert_bars` may carry besides the bar columns;
 #: absent ones default to "not validated yet".
@@ -40,6 +40,42 @@ REVISION_SCHEMA: dict[str, pl.DataType] = {
     "revised_at": _INSTANT,
     "revised_by": pl.String(),
 }
+
+
+#: A bar's scores (quality, flag bitmask, validated) keyed by (symbol, date).
+SCORE_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "date": pl.Date(),
+    **_VALIDATION,
+}
+
+#: Rows of ``validation_log`` as written and read: one per rule that fired on a bar.
+LOG_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "date": pl.Date(),
+    "rule": pl.String(),
+    "severity": pl.String(),
+    "value": pl.Float64(),
+    "threshold": pl.Float64(),
+}
+
+#: Per-symbol date spans asked of :meth:`Store.read_neighbourhood`.
+SPAN_SCHEMA: dict[str, pl.DataType] = {"symbol": pl.String(), "lo": pl.Date(), "hi": pl.Date()}
+
+#: Columns of :meth:`Store.read_neighbourhood` results: the symbol, then :data:`READ_SCHEMA`.
+NEIGHBOUR_SCHEMA: dict[str, pl.DataType] = {"symbol": pl.String(), **READ_SCHEMA}
+
+#: Columns of :meth:`Store.rule_counts` results.
+RULE_COUNT_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "rule": pl.String(),
+    "severity": pl.String(),
+    "count": pl.Int64(),
+}
+
+#: Columns of stored splits and dividends as read back: the vendor columns plus provenance.
+STORED_SPLIT_SCHEMA: dict[str, pl.DataType] = {**SPLIT_SCHEMA, "source": pl.String()}
+STORED_DIVIDEND_SCHEMA: dict[str, pl.DataType] = {**DIVIDEND_SCHEMA, "source": pl.String()}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,9 +129,65 @@ class Store(Protocol):
         ...
 
     async def upsert_bars(
-        self, frame: pl.DataFrame, *, source: str, at: dt.datetime
+        self,
+        frame: pl.DataFrame,
+        *,
+        source: str,
+        at: dt.datetime,
+        log: pl.DataFrame | None = None,
     ) -> UpsertCounts:
-        """Write ``frame`` (bar columns, unique (symbol, date)) in one transaction."""
+        """Write ``frame`` (bar columns, unique (symbol, date)) in one transaction.
+
+        When ``frame`` carries scores (``quality``, ``flags``, ``validated``), a stored bar
+        whose values are unchanged still takes the new scores (no revision: scores are ours,
+        not the vendor's). When ``log`` is given (:data:`LOG_SCHEMA`), it replaces the
+        ``validation_log`` rows of every (symbol, date) in ``frame``.
+        """
+        ...
+
+    async def write_scores(
+        self, scores: pl.DataFrame, *, log: pl.DataFrame, at: dt.datetime
+    ) -> int:
+        """Re-score stored bars (:data:`SCORE_SCHEMA`) and replace their log rows; bars changed.
+
+        Rows naming bars that are not stored are ignored.
+        """
+        ...
+
+    async def read_neighbourhood(self, spans: pl.DataFrame, *, rows: int) -> pl.DataFrame:
+        """Stored bars around each span (:data:`SPAN_SCHEMA`): those in [lo, hi], plus up to
+        ``rows`` bars before ``lo`` and ``rows`` after ``hi``; as :data:`NEIGHBOUR_SCHEMA`,
+        ordered by symbol and date."""
+        ...
+
+    async def read_validation_log(
+        self, symbol: str, *, start: dt.date | None = None, end: dt.date | None = None
+    ) -> pl.DataFrame:
+        """Logged rule hits of ``symbol`` in [start, end] as :data:`LOG_SCHEMA`, by date."""
+        ...
+
+    async def rule_counts(self, symbols: Sequence[str] | None = None) -> pl.DataFrame:
+        """How often each rule fired per symbol (:data:`RULE_COUNT_SCHEMA`)."""
+        ...
+
+    async def set_gap_counts(self, counts: pl.DataFrame) -> None:
+        """Store per-symbol missing-session counts (columns ``symbol``, ``gap_count``)."""
+        ...
+
+    async def upsert_splits(self, frame: pl.DataFrame, *, source: str, at: dt.datetime) -> int:
+        """Store splits (:data:`~marketdata.bars.SPLIT_SCHEMA`); rows new or changed."""
+        ...
+
+    async def upsert_dividends(self, frame: pl.DataFrame, *, source: str, at: dt.datetime) -> int:
+        """Store dividends (:data:`~marketdata.bars.DIVIDEND_SCHEMA`); rows new or changed."""
+        ...
+
+    async def read_splits(self, symbols: Sequence[str] | None = None) -> pl.DataFrame:
+        """Stored splits (:data:`STORED_SPLIT_SCHEMA`) by symbol and date; all when None."""
+        ...
+
+    async def read_dividends(self, symbols: Sequence[str] | None = None) -> pl.DataFrame:
+        """Stored dividends (:data:`STORED_DIVIDEND_SCHEMA`) by symbol and date."""
         ...
 
     async def read_bars(
@@ -157,6 +249,44 @@ def prepare_write(frame: pl.DataFrame, *, source: str, at: dt.datetime) -> pl.Da
         )
     cols.append(pl.lit(at.astimezone(dt.UTC)).cast(pl.Datetime("us", "UTC")).alias("ingested_at"))
     return frame.select(cols)
+
+
+def has_scores(frame: pl.DataFrame) -> bool:
+    """Whether ``frame`` carries all three score columns (so they may overwrite stored ones)."""
+    return all(name in frame.columns for name in VALIDATION_DEFAULTS)
+
+
+def prepare_log(log: pl.DataFrame) -> pl.DataFrame:
+    """``log`` in :data:`LOG_SCHEMA` column order and types."""
+    return log.select(pl.col(c).cast(t) for c, t in LOG_SCHEMA.items())
+
+
+def prepare_scores(scores: pl.DataFrame) -> pl.DataFrame:
+    """``scores`` in :data:`SCORE_SCHEMA`; refuses repeated (symbol, date)."""
+    if scores.select(pl.struct("symbol", "date").is_duplicated().any()).item():
+        msg = "scores have duplicate (symbol, date) rows"
+        raise ValueError(msg)
+    return scores.select(pl.col(c).cast(t) for c, t in SCORE_SCHEMA.items())
+
+
+def prepare_splits(frame: pl.DataFrame, *, source: str) -> pl.DataFrame:
+    """Splits ready to store: typed, complete, one row per (symbol, date) (the last wins)."""
+    out = frame.select(pl.col(c).cast(t) for c, t in SPLIT_SCHEMA.items()).drop_nulls()
+    return out.unique(["symbol", "execution_date"], keep="last", maintain_order=True).with_columns(
+        pl.lit(source).alias("source")
+    )
+
+
+def prepare_dividends(frame: pl.DataFrame, *, source: str) -> pl.DataFrame:
+    """Dividends ready to store; a missing type counts as a regular cash dividend (``CD``)."""
+    out = (
+        frame.select(pl.col(c).cast(t) for c, t in DIVIDEND_SCHEMA.items())
+        .with_columns(pl.col("dividend_type").fill_null("CD"))
+        .drop_nulls(["symbol", "ex_dividend_date", "cash_amount"])
+    )
+    return out.unique(
+        ["symbol", "ex_dividend_date", "dividend_type"], keep="last", maintain_order=True
+    ).with_columns(pl.lit(source).alias("source"))
 
 
 def status_deltas(frame: pl.DataFrame) -> pl.DataFrame:

@@ -23,11 +23,21 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from marketdata.bars import VALUE_COLUMNS
 from marketdata.errors import DatabaseUnreachable, StorageError
 from marketdata.storage.base import (
+    LOG_SCHEMA,
+    NEIGHBOUR_SCHEMA,
     READ_SCHEMA,
     REVISION_SCHEMA,
+    RULE_COUNT_SCHEMA,
+    STORED_DIVIDEND_SCHEMA,
+    STORED_SPLIT_SCHEMA,
     SymbolStatus,
     UpsertCounts,
     disjoint_from_stored,
+    has_scores,
+    prepare_dividends,
+    prepare_log,
+    prepare_scores,
+    prepare_splits,
     prepare_write,
     status_deltas,
 )
@@ -100,6 +110,45 @@ d AS (
 st AS ({_STATUS_UPSERT.format(rows="d AS d")})
 SELECT COALESCE(SUM(inserted), 0), COALESCE(SUM(updated), 0) FROM d
 """  # constants only; values are bound parameters
+
+# Copies staged scores (from _stage or _scores) onto stored bars whose scores differ, and
+# keeps validated counts exact; returns the number of bars changed.
+_APPLY_SCORES = """
+WITH old AS (
+  SELECT b.symbol, b.date, b.validated AS was
+  FROM bars b JOIN {table} s USING (symbol, date)
+  WHERE (b.quality, b.flags, b.validated) IS DISTINCT FROM (s.quality, s.flags, s.validated)
+),
+u AS (
+  UPDATE bars b SET quality = s.quality, flags = s.flags, validated = s.validated
+  FROM {table} s JOIN old o USING (symbol, date)
+  WHERE b.symbol = s.symbol AND b.date = s.date
+  RETURNING b.symbol, s.validated::int - o.was::int AS dv
+),
+d AS (SELECT symbol, SUM(dv) AS dv, COUNT(*) AS n FROM u GROUP BY symbol),
+st AS (
+  UPDATE symbol_status st SET validated_count = st.validated_count + d.dv, updated_at = %(at)s
+  FROM d WHERE st.symbol = d.symbol
+)
+SELECT COALESCE(SUM(n), 0) FROM d
+"""
+
+_NEIGHBOURHOOD = """
+SELECT q.symbol, n.* FROM unnest(%(symbols)s::text[], %(lo)s::date[], %(hi)s::date[])
+  AS q(symbol, lo, hi)
+CROSS JOIN LATERAL (
+  (SELECT {cols} FROM bars b WHERE b.symbol = q.symbol AND b.date < q.lo
+   ORDER BY b.date DESC LIMIT %(rows)s)
+  UNION ALL
+  (SELECT {cols} FROM bars b WHERE b.symbol = q.symbol AND b.date BETWEEN q.lo AND q.hi)
+  UNION ALL
+  (SELECT {cols} FROM bars b WHERE b.symbol = q.symbol AND b.date > q.hi
+   ORDER BY b.date LIMIT %(rows)s)
+) AS n
+ORDER BY q.symbol, n.date
+"""
+
+_LOG_COLUMNS = "symbol, date, rule, severity, value, threshold, logged_at"
 
 # Reads: every column fixed-width (null flags travel as booleans) so the binary COPY stream
 # is one numpy structured array.
@@ -185,12 +234,19 @@ class PostgresStore:
     # -- writes ---------------------------------------------------------------------------
 
     async def upsert_bars(
-        self, frame: pl.DataFrame, *, source: str, at: dt.datetime
+        self,
+        frame: pl.DataFrame,
+        *,
+        source: str,
+        at: dt.datetime,
+        log: pl.DataFrame | None = None,
     ) -> UpsertCounts:
         """Write ``frame`` in one transaction; see :class:`~marketdata.storage.base.Store`."""
         if frame.is_empty():
             return UpsertCounts()
+        scored = has_scores(frame)
         prepared = prepare_write(frame, source=source, at=at)
+        log = prepare_log(log) if log is not None else None
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
@@ -198,6 +254,8 @@ class PostgresStore:
                 if disjoint_from_stored(prepared, stored):
                     await self._copy(conn, "bars", prepared)
                     await self._apply_status(conn, status_deltas(prepared), at, source)
+                    if log is not None:
+                        await self._copy_log(conn, log, at)
                     return UpsertCounts(inserted=prepared.height)
                 await conn.execute(
                     "CREATE TEMP TABLE IF NOT EXISTS _stage "
@@ -218,6 +276,10 @@ class PostgresStore:
                     },
                 )
                 row = await cur.fetchone()
+                if scored:
+                    await conn.execute(_APPLY_SCORES.format(table="_stage"), {"at": at})
+                if log is not None:
+                    await self._replace_log(conn, "_stage", log, at)
         except psycopg.Error as exc:
             raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
         inserted, updated = (int(row[0]), int(row[1])) if row else (0, 0)
@@ -236,11 +298,16 @@ class PostgresStore:
         return {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
 
     @staticmethod
-    async def _copy(conn: psycopg.AsyncConnection[Any], table: str, frame: pl.DataFrame) -> None:
+    async def _copy(
+        conn: psycopg.AsyncConnection[Any],
+        table: str,
+        frame: pl.DataFrame,
+        columns: str = _BAR_COLUMNS,
+    ) -> None:
         arrow = frame.to_arrow()
         encoder = pgpq.ArrowToPostgresBinaryEncoder(arrow.schema)
         async with conn.cursor().copy(
-            f"COPY {table} ({_BAR_COLUMNS}) FROM STDIN (FORMAT BINARY)"  # table is a constant
+            f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)"  # constants
         ) as copy:
             await copy.write(encoder.write_header())
             for batch in arrow.to_batches(max_chunksize=65_536):
@@ -260,7 +327,191 @@ class PostgresStore:
             {**{c: deltas[c].to_list() for c in deltas.columns}, "at": at, "source": source},
         )
 
+    # -- scores and validation log --------------------------------------------------------
+
+    async def _copy_log(
+        self, conn: psycopg.AsyncConnection[Any], log: pl.DataFrame, at: dt.datetime
+    ) -> None:
+        if log.is_empty():
+            return
+        stamped = log.with_columns(
+            pl.lit(at.astimezone(dt.UTC)).cast(pl.Datetime("us", "UTC")).alias("logged_at")
+        )
+        await self._copy(conn, "validation_log", stamped, _LOG_COLUMNS)
+
+    async def _replace_log(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        keys: str,
+        log: pl.DataFrame,
+        at: dt.datetime,
+    ) -> None:
+        await conn.execute(
+            f"DELETE FROM validation_log v USING {keys} k"  # constant table name
+            " WHERE v.symbol = k.symbol AND v.date = k.date"
+        )
+        await self._copy_log(conn, log, at)
+
+    async def write_scores(
+        self, scores: pl.DataFrame, *, log: pl.DataFrame, at: dt.datetime
+    ) -> int:
+        """Re-score stored bars and replace their log rows, in one transaction."""
+        if scores.is_empty() and log.is_empty():
+            return 0
+        scores = prepare_scores(scores)
+        log = prepare_log(log).join(scores.select("symbol", "date"), on=["symbol", "date"])
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+                await conn.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS _scores (symbol text, date date,"
+                    " quality float8, flags int8, validated bool) ON COMMIT DELETE ROWS"
+                )
+                await self._copy(conn, "_scores", scores, "symbol, date, quality, flags, validated")
+                await conn.execute("ANALYZE _scores")
+                cur = await conn.execute(_APPLY_SCORES.format(table="_scores"), {"at": at})
+                row = await cur.fetchone()
+                await self._replace_log(conn, "_scores", log, at)
+        except psycopg.Error as exc:
+            raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
+        return int(row[0]) if row else 0
+
+    async def set_gap_counts(self, counts: pl.DataFrame) -> None:
+        """Store per-symbol missing-session counts."""
+        if counts.is_empty():
+            return
+        await self._execute(
+            "UPDATE symbol_status st SET gap_count = c.gap_count"
+            " FROM unnest(%(symbol)s::text[], %(gap)s::bigint[]) AS c(symbol, gap_count)"
+            " WHERE st.symbol = c.symbol",
+            {"symbol": counts["symbol"].to_list(), "gap": counts["gap_count"].to_list()},
+        )
+
+    async def _execute(self, sql: str, params: dict[str, Any]) -> int:
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+                cur = await conn.execute(sql, params)
+                return int(cur.rowcount)
+        except (psycopg.OperationalError, PoolClosed, PoolTimeout) as exc:
+            raise DatabaseUnreachable(f"{self.description}: {_first_line(exc)}") from exc
+        except psycopg.Error as exc:
+            raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
+
+    async def read_validation_log(
+        self, symbol: str, *, start: dt.date | None = None, end: dt.date | None = None
+    ) -> pl.DataFrame:
+        """Logged rule hits of ``symbol`` in [start, end]."""
+        rows = await self._fetch(
+            "SELECT symbol, date, rule, severity, value, threshold FROM validation_log"
+            " WHERE symbol = %(symbol)s AND date BETWEEN %(start)s AND %(end)s"
+            " ORDER BY date, rule",
+            {"symbol": symbol, "start": start or dt.date.min, "end": end or dt.date.max},
+        )
+        return pl.DataFrame(rows, schema=LOG_SCHEMA, orient="row")
+
+    async def rule_counts(self, symbols: Sequence[str] | None = None) -> pl.DataFrame:
+        """How often each rule fired per symbol."""
+        sql = "SELECT symbol, rule, severity, COUNT(*) FROM validation_log"
+        params: dict[str, Any] = {}
+        if symbols is not None:
+            sql += " WHERE symbol = ANY(%(symbols)s)"
+            params["symbols"] = list(symbols)
+        rows = await self._fetch(
+            sql + " GROUP BY symbol, rule, severity ORDER BY symbol, rule", params
+        )
+        return pl.DataFrame(rows, schema=RULE_COUNT_SCHEMA, orient="row")
+
+    # -- corporate actions -----------------------------------------------------------------
+
+    async def upsert_splits(self, frame: pl.DataFrame, *, source: str, at: dt.datetime) -> int:
+        """Store splits; rows new or changed."""
+        prepared = prepare_splits(frame, source=source)
+        if prepared.is_empty():
+            return 0
+        return await self._execute(
+            "INSERT INTO splits AS t (symbol, execution_date, split_from, split_to, source,"
+            " ingested_at) SELECT *, %(at)s FROM unnest(%(symbol)s::text[], %(execution_date)s"
+            "::date[], %(split_from)s::float8[], %(split_to)s::float8[], %(source)s::text[])"
+            " ON CONFLICT (symbol, execution_date) DO UPDATE SET"
+            " split_from = EXCLUDED.split_from, split_to = EXCLUDED.split_to,"
+            " source = EXCLUDED.source, ingested_at = EXCLUDED.ingested_at"
+            " WHERE (t.split_from, t.split_to) IS DISTINCT FROM"
+            " (EXCLUDED.split_from, EXCLUDED.split_to)",
+            {**{c: prepared[c].to_list() for c in prepared.columns}, "at": at},
+        )
+
+    async def upsert_dividends(self, frame: pl.DataFrame, *, source: str, at: dt.datetime) -> int:
+        """Store dividends; rows new or changed."""
+        prepared = prepare_dividends(frame, source=source)
+        if prepared.is_empty():
+            return 0
+        types = {
+            "symbol": "text",
+            "ex_dividend_date": "date",
+            "cash_amount": "float8",
+            "declaration_date": "date",
+            "record_date": "date",
+            "pay_date": "date",
+            "frequency": "int8",
+            "dividend_type": "text",
+            "source": "text",
+        }
+        columns = list(STORED_DIVIDEND_SCHEMA)
+        changed = ("cash_amount", "declaration_date", "record_date", "pay_date", "frequency")
+        sql = (
+            f"INSERT INTO dividends AS t ({', '.join(columns)}, ingested_at)"
+            f" SELECT *, %(at)s FROM unnest("
+            + ", ".join(f"%({c})s::{types[c]}[]" for c in columns)
+            + ") ON CONFLICT (symbol, ex_dividend_date, dividend_type) DO UPDATE SET "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in (*changed, "source", "ingested_at"))
+            + f" WHERE ({', '.join(f't.{c}' for c in changed)}) IS DISTINCT FROM"
+            f" ({', '.join(f'EXCLUDED.{c}' for c in changed)})"
+        )  # constants
+        return await self._execute(sql, {**{c: prepared[c].to_list() for c in columns}, "at": at})
+
+    async def read_splits(self, symbols: Sequence[str] | None = None) -> pl.DataFrame:
+        """Stored splits, by symbol and date."""
+        return await self._read_actions("splits", STORED_SPLIT_SCHEMA, "execution_date", symbols)
+
+    async def read_dividends(self, symbols: Sequence[str] | None = None) -> pl.DataFrame:
+        """Stored dividends, by symbol and date."""
+        return await self._read_actions(
+            "dividends", STORED_DIVIDEND_SCHEMA, "ex_dividend_date", symbols
+        )
+
+    async def _read_actions(
+        self,
+        table: str,
+        schema: dict[str, pl.DataType],
+        date_column: str,
+        symbols: Sequence[str] | None,
+    ) -> pl.DataFrame:
+        sql = f"SELECT {', '.join(schema)} FROM {table}"  # constants
+        params: dict[str, Any] = {}
+        if symbols is not None:
+            sql += " WHERE symbol = ANY(%(symbols)s)"
+            params["symbols"] = list(symbols)
+        rows = await self._fetch(f"{sql} ORDER BY symbol, {date_column}", params)
+        return pl.DataFrame(rows, schema=schema, orient="row")
+
     # -- reads ----------------------------------------------------------------------------
+
+    async def read_neighbourhood(self, spans: pl.DataFrame, *, rows: int) -> pl.DataFrame:
+        """Stored bars in and around each span."""
+        if spans.is_empty():
+            return pl.DataFrame(schema=NEIGHBOUR_SCHEMA)
+        cols = ", ".join(f"b.{c}" for c in READ_SCHEMA)
+        found = await self._fetch(
+            _NEIGHBOURHOOD.format(cols=cols),
+            {
+                "symbols": spans["symbol"].to_list(),
+                "lo": spans["lo"].to_list(),
+                "hi": spans["hi"].to_list(),
+                "rows": rows,
+            },
+        )
+        return pl.DataFrame(found, schema=NEIGHBOUR_SCHEMA, orient="row")
 
     async def read_bars(
         self,
@@ -353,7 +604,13 @@ class PostgresStore:
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
                 cur = await conn.execute("DELETE FROM bars WHERE symbol = %s", (symbol,))
                 removed = cur.rowcount
-                for table in ("bar_revisions", "validation_log", "symbol_status"):
+                for table in (
+                    "bar_revisions",
+                    "validation_log",
+                    "symbol_status",
+                    "splits",
+                    "dividends",
+                ):
                     await conn.execute(
                         f"DELETE FROM {table} WHERE symbol = %s",  # constant names
                         (symbol,),

@@ -136,3 +136,35 @@ backfill_run_symbols = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.PrimaryKeyConstraint("run_id", "symbol", name="backfill_run_symbols_pkey"),
 )
+
+#: Stock splits as reported by a source: ``split_from``-for-``split_to`` on ``execution_date``
+#: (a 4-for-1 split is from=1, to=4). Bars stay raw; adjusted reads apply these on the fly.
+splits = sa.Table(
+    "splits",
+    metadata,
+    sa.Column("symbol", sa.Text, nullable=False),
+    sa.Column("execution_date", sa.Date, nullable=False),
+    sa.Column("split_from", sa.Float(precision=53), nullable=False),
+    sa.Column("split_to", sa.Float(precision=53), nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("symbol", "execution_date", name="splits_pkey"),
+)
+
+#: Cash dividends as reported (not split-adjusted). One row per symbol, ex-date and type: a
+#: special dividend can share its ex-date with a regular one.
+dividends = sa.Table(
+    "dividends",
+    metadata,
+    sa.Column("symbol", sa.Text, nullable=False),
+    sa.Column("ex_dividend_date", sa.Date, nullable=False),
+    sa.Column("dividend_type", sa.Text, nullable=False, comment="CD regular, SC special, …"),
+    sa.Column("cash_amount", sa.Float(precision=53), nullable=False),
+    sa.Column("declaration_date", sa.Date, nullable=True),
+    sa.Column("record_date", sa.Date, nullable=True),
+    sa.Column("pay_date", sa.Date, nullable=True),
+    sa.Column("frequency", sa.BigInteger, nullable=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("symbol", "ex_dividend_date", "dividend_type", name="dividends_pkey"),
+)

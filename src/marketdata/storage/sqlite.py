@@ -20,11 +20,21 @@ import polars as pl
 from marketdata.bars import VALUE_COLUMNS
 from marketdata.errors import DatabaseUnreachable, StorageError
 from marketdata.storage.base import (
+    LOG_SCHEMA,
+    NEIGHBOUR_SCHEMA,
     READ_SCHEMA,
     REVISION_SCHEMA,
+    RULE_COUNT_SCHEMA,
+    STORED_DIVIDEND_SCHEMA,
+    STORED_SPLIT_SCHEMA,
     SymbolStatus,
     UpsertCounts,
     disjoint_from_stored,
+    has_scores,
+    prepare_dividends,
+    prepare_log,
+    prepare_scores,
+    prepare_splits,
     prepare_write,
     status_deltas,
 )
@@ -42,6 +52,14 @@ _UPDATE_SET = ", ".join(
     for c in (*VALUE_COLUMNS, "source", "quality", "flags", "validated", "ingested_at")
 )
 _DIFFERS_EXCLUDED = " OR ".join(f"bars.{c} IS NOT excluded.{c}" for c in VALUE_COLUMNS)
+
+_SCORES_DIFFER = (
+    "(s.quality IS NOT b.quality OR s.flags IS NOT b.flags OR s.validated IS NOT b.validated)"
+)
+_READ_COLUMNS = (
+    "date, open, high, low, close, volume, vwap, transactions, quality, flags, validated,"
+    " ingested_at"
+)
 
 _STATUS_UPSERT = """
 INSERT INTO symbol_status (symbol, first_date, last_date, bar_count, validated_count,
@@ -135,23 +153,46 @@ class SQLiteStore:
     # -- writes ---------------------------------------------------------------------------
 
     async def upsert_bars(
-        self, frame: pl.DataFrame, *, source: str, at: dt.datetime
+        self,
+        frame: pl.DataFrame,
+        *,
+        source: str,
+        at: dt.datetime,
+        log: pl.DataFrame | None = None,
     ) -> UpsertCounts:
         """Write ``frame`` in one transaction; see :class:`~marketdata.storage.base.Store`."""
         if frame.is_empty():
             return UpsertCounts()
+        scored = has_scores(frame)
         prepared = prepare_write(frame, source=source, at=at)
-        return await self._run(self._upsert, prepared, source, at)
+        log = prepare_log(log) if log is not None else None
+        return await self._run(self._upsert, prepared, source, at, scored, log)
 
-    def _upsert(self, frame: pl.DataFrame, source: str, at: dt.datetime) -> UpsertCounts:
+    def _upsert(
+        self,
+        frame: pl.DataFrame,
+        source: str,
+        at: dt.datetime,
+        scored: bool,
+        log: pl.DataFrame | None,
+    ) -> UpsertCounts:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
             stored = self._spans(db, frame["symbol"].unique().to_list())
             if disjoint_from_stored(frame, stored):
                 counts = self._insert_only(db, frame, at)
+                if log is not None:
+                    self._insert_log(db, log, at)
             else:
                 counts = self._merge(db, frame, source, at)
+                if scored or log is not None:
+                    self._stage_scores(db, frame)
+                    if scored:
+                        self._apply_scores(db, at)
+                    if log is not None:
+                        self._replace_log(db, log, at)
+                db.execute("DELETE FROM _stage")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -231,7 +272,6 @@ class SQLiteStore:
                 WHERE {_DIFFERS_EXCLUDED}
                 """  # constants
             )
-        db.execute("DELETE FROM _stage")
         status = pl.DataFrame(
             [(d[0], d[1], d[2], int(d[3]), int(d[5] or 0)) for d in deltas if d[3] or d[4]],
             schema={
@@ -271,7 +311,257 @@ class SQLiteStore:
             ],
         )
 
+    # -- scores and validation log --------------------------------------------------------
+
+    @staticmethod
+    def _stage_scores(db: sqlite3.Connection, frame: pl.DataFrame) -> None:
+        db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS _scores"
+            " (symbol TEXT, date TEXT, quality REAL, flags INTEGER, validated INTEGER,"
+            " PRIMARY KEY (symbol, date))"
+        )
+        db.execute("DELETE FROM _scores")
+        db.executemany(
+            "INSERT INTO _scores VALUES (?, ?, ?, ?, ?)",
+            frame.select(
+                "symbol",
+                pl.col("date").dt.to_string("%Y-%m-%d"),
+                "quality",
+                "flags",
+                pl.col("validated").cast(pl.Int8),
+            ).iter_rows(buffer_size=4096),
+        )
+
+    @staticmethod
+    def _apply_scores(db: sqlite3.Connection, at: dt.datetime) -> int:
+        """Copy staged scores onto stored bars that differ; keep validated counts exact."""
+        deltas = db.execute(
+            f"""
+            SELECT s.symbol, SUM(s.validated - b.validated), COUNT(*)
+            FROM _scores s JOIN bars b ON b.symbol = s.symbol AND b.date = s.date
+            WHERE {_SCORES_DIFFER} GROUP BY s.symbol
+            """  # constants
+        ).fetchall()
+        if not deltas:
+            return 0
+        db.execute(
+            """
+            UPDATE bars SET quality = s.quality, flags = s.flags, validated = s.validated
+            FROM _scores s WHERE bars.symbol = s.symbol AND bars.date = s.date
+              AND (s.quality IS NOT bars.quality OR s.flags IS NOT bars.flags
+                   OR s.validated IS NOT bars.validated)
+            """
+        )
+        db.executemany(
+            "UPDATE symbol_status SET validated_count = validated_count + ?, updated_at = ?"
+            " WHERE symbol = ?",
+            [(int(d[1] or 0), _iso_ts(at), d[0]) for d in deltas],
+        )
+        return sum(int(d[2]) for d in deltas)
+
+    @staticmethod
+    def _insert_log(db: sqlite3.Connection, log: pl.DataFrame, at: dt.datetime) -> None:
+        db.executemany(
+            "INSERT INTO validation_log (symbol, date, rule, severity, value, threshold,"
+            " logged_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            log.select(
+                "symbol",
+                pl.col("date").dt.to_string("%Y-%m-%d"),
+                "rule",
+                "severity",
+                "value",
+                "threshold",
+                pl.lit(_iso_ts(at)),
+            ).iter_rows(buffer_size=4096),
+        )
+
+    def _replace_log(self, db: sqlite3.Connection, log: pl.DataFrame, at: dt.datetime) -> None:
+        db.execute(
+            "DELETE FROM validation_log WHERE (symbol, date) IN (SELECT symbol, date FROM _scores)"
+        )
+        self._insert_log(db, log, at)
+
+    async def write_scores(
+        self, scores: pl.DataFrame, *, log: pl.DataFrame, at: dt.datetime
+    ) -> int:
+        """Re-score stored bars and replace their log rows, in one transaction."""
+        if scores.is_empty() and log.is_empty():
+            return 0
+        return await self._run(self._write_scores, prepare_scores(scores), prepare_log(log), at)
+
+    def _write_scores(self, scores: pl.DataFrame, log: pl.DataFrame, at: dt.datetime) -> int:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._stage_scores(db, scores)
+            changed = self._apply_scores(db, at)
+            self._replace_log(
+                db, log.join(scores.select("symbol", "date"), on=["symbol", "date"]), at
+            )
+            db.execute("DELETE FROM _scores")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return changed
+
+    async def set_gap_counts(self, counts: pl.DataFrame) -> None:
+        """Store per-symbol missing-session counts."""
+        rows = list(counts.select("symbol", "gap_count").iter_rows())
+        if rows:
+            await self._run(
+                self._write_many,
+                "UPDATE symbol_status SET gap_count = ? WHERE symbol = ?",
+                [(int(g), s) for s, g in rows],
+            )
+
+    def _write_many(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = db.executemany(sql, rows)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return int(cur.rowcount)
+
+    async def read_validation_log(
+        self, symbol: str, *, start: dt.date | None = None, end: dt.date | None = None
+    ) -> pl.DataFrame:
+        """Logged rule hits of ``symbol`` in [start, end]."""
+        sql = (
+            "SELECT symbol, date, rule, severity, value, threshold FROM validation_log"
+            " WHERE symbol = ? AND date >= ? AND date <= ? ORDER BY date, rule"
+        )
+        rows = await self._run(
+            self._fetch,
+            sql,
+            [symbol, (start or dt.date.min).isoformat(), (end or dt.date.max).isoformat()],
+        )
+        return _frame(rows, LOG_SCHEMA)
+
+    async def rule_counts(self, symbols: Sequence[str] | None = None) -> pl.DataFrame:
+        """How often each rule fired per symbol."""
+        sql = "SELECT symbol, rule, severity, COUNT(*) FROM validation_log"
+        params: list[Any] = []
+        if symbols is not None:
+            if not symbols:
+                return pl.DataFrame(schema=RULE_COUNT_SCHEMA)
+            sql += f" WHERE symbol IN ({', '.join('?' * len(symbols))})"
+            params = list(symbols)
+        rows = await self._run(
+            self._fetch, sql + " GROUP BY symbol, rule, severity ORDER BY symbol, rule", params
+        )
+        return pl.DataFrame(rows, schema=RULE_COUNT_SCHEMA, orient="row")
+
+    # -- corporate actions -----------------------------------------------------------------
+
+    async def upsert_splits(self, frame: pl.DataFrame, *, source: str, at: dt.datetime) -> int:
+        """Store splits; rows new or changed."""
+        prepared = prepare_splits(frame, source=source)
+        if prepared.is_empty():
+            return 0
+        sql = (
+            "INSERT INTO splits (symbol, execution_date, split_from, split_to, source,"
+            " ingested_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (symbol, execution_date)"
+            " DO UPDATE SET split_from = excluded.split_from, split_to = excluded.split_to,"
+            " source = excluded.source, ingested_at = excluded.ingested_at"
+            " WHERE splits.split_from IS NOT excluded.split_from"
+            " OR splits.split_to IS NOT excluded.split_to"
+        )
+        rows = [
+            (s, d.isoformat(), f, t, src, _iso_ts(at))
+            for s, d, f, t, src in prepared.select(
+                "symbol", "execution_date", "split_from", "split_to", "source"
+            ).iter_rows()
+        ]
+        return await self._run(self._write_many, sql, rows)
+
+    async def upsert_dividends(self, frame: pl.DataFrame, *, source: str, at: dt.datetime) -> int:
+        """Store dividends; rows new or changed."""
+        prepared = prepare_dividends(frame, source=source)
+        if prepared.is_empty():
+            return 0
+        columns = list(STORED_DIVIDEND_SCHEMA)
+        changed = " OR ".join(
+            f"dividends.{c} IS NOT excluded.{c}"
+            for c in ("cash_amount", "declaration_date", "record_date", "pay_date", "frequency")
+        )
+        sql = (
+            f"INSERT INTO dividends ({', '.join(columns)}, ingested_at)"
+            f" VALUES ({', '.join('?' * (len(columns) + 1))})"
+            " ON CONFLICT (symbol, ex_dividend_date, dividend_type) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in (*columns[2:], "ingested_at"))
+            + f" WHERE {changed}"
+        )
+        dates = ("ex_dividend_date", "declaration_date", "record_date", "pay_date")
+        rows = [
+            (*row, _iso_ts(at))
+            for row in prepared.select(
+                *(pl.col(c).dt.to_string("%Y-%m-%d") if c in dates else pl.col(c) for c in columns)
+            ).iter_rows()
+        ]
+        return await self._run(self._write_many, sql, rows)
+
+    async def read_splits(self, symbols: Sequence[str] | None = None) -> pl.DataFrame:
+        """Stored splits, by symbol and date."""
+        return await self._read_actions("splits", STORED_SPLIT_SCHEMA, "execution_date", symbols)
+
+    async def read_dividends(self, symbols: Sequence[str] | None = None) -> pl.DataFrame:
+        """Stored dividends, by symbol and date."""
+        return await self._read_actions(
+            "dividends", STORED_DIVIDEND_SCHEMA, "ex_dividend_date", symbols
+        )
+
+    async def _read_actions(
+        self,
+        table: str,
+        schema: dict[str, pl.DataType],
+        date_column: str,
+        symbols: Sequence[str] | None,
+    ) -> pl.DataFrame:
+        sql = f"SELECT {', '.join(schema)} FROM {table}"  # constants
+        params: list[Any] = []
+        if symbols is not None:
+            if not symbols:
+                return pl.DataFrame(schema=schema)
+            sql += f" WHERE symbol IN ({', '.join('?' * len(symbols))})"
+            params = list(symbols)
+        rows = await self._run(self._fetch, f"{sql} ORDER BY symbol, {date_column}", params)
+        return _frame(rows, schema)
+
     # -- reads ----------------------------------------------------------------------------
+
+    async def read_neighbourhood(self, spans: pl.DataFrame, *, rows: int) -> pl.DataFrame:
+        """Stored bars in and around each span."""
+        if spans.is_empty():
+            return pl.DataFrame(schema=NEIGHBOUR_SCHEMA)
+        found = await self._run(self._neighbourhood, spans, rows)
+        return _frame(found, NEIGHBOUR_SCHEMA)
+
+    def _neighbourhood(self, spans: pl.DataFrame, rows: int) -> list[tuple[Any, ...]]:
+        db = self._db
+        sql = (
+            f"SELECT * FROM (SELECT symbol, {_READ_COLUMNS} FROM bars WHERE symbol = ?"
+            " AND date < ? ORDER BY date DESC LIMIT ?)"
+            f" UNION ALL SELECT symbol, {_READ_COLUMNS} FROM bars WHERE symbol = ?"
+            " AND date BETWEEN ? AND ?"
+            f" UNION ALL SELECT * FROM (SELECT symbol, {_READ_COLUMNS} FROM bars"
+            " WHERE symbol = ? AND date > ? ORDER BY date LIMIT ?)"
+        )  # constants
+        found: list[tuple[Any, ...]] = []
+        db.execute("BEGIN")  # one snapshot for every symbol
+        try:
+            for symbol, lo, hi in spans.select("symbol", "lo", "hi").iter_rows():
+                a, b = lo.isoformat(), hi.isoformat()
+                found.extend(
+                    db.execute(sql, (symbol, a, rows, symbol, a, b, symbol, b, rows)).fetchall()
+                )
+        finally:
+            db.execute("COMMIT")
+        found.sort(key=lambda r: (r[0], r[1]))
+        return found
 
     async def read_bars(
         self,
@@ -283,10 +573,7 @@ class SQLiteStore:
         min_quality: float | None = None,
     ) -> pl.DataFrame:
         """Bars of ``symbol`` in [start, end], oldest first."""
-        sql = [
-            "SELECT date, open, high, low, close, volume, vwap, transactions, quality, flags,"
-            " validated, ingested_at FROM bars WHERE symbol = ?"
-        ]
+        sql = [f"SELECT {_READ_COLUMNS} FROM bars WHERE symbol = ?"]
         params: list[Any] = [symbol]
         if start is not None:
             sql.append("AND date >= ?")
@@ -355,7 +642,13 @@ class SQLiteStore:
         db.execute("BEGIN IMMEDIATE")
         try:
             removed = db.execute("DELETE FROM bars WHERE symbol = ?", (symbol,)).rowcount
-            for table in ("bar_revisions", "validation_log", "symbol_status"):
+            for table in (
+                "bar_revisions",
+                "validation_log",
+                "symbol_status",
+                "splits",
+                "dividends",
+            ):
                 db.execute(f"DELETE FROM {table} WHERE symbol = ?", (symbol,))
             db.execute("COMMIT")
         except BaseException:
