@@ -49,8 +49,8 @@ ExportFormat = Literal["csv", "parquet"]
 #: Exit status when an import finished but skipped rejected rows.
 EXIT_PARTIAL = 3
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)  # paths and commands in messages must not be broken
+err = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(
     name="marketdata",
