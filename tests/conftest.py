@@ -10,6 +10,9 @@ import pytest
 from marketdata.storage import Store, open_store
 from tests.support.databases import database_url, postgres_session_url, sqlite_template
 
+#: The fake Polygon fixtures (``upstream``, ``client``) are available to every test.
+pytest_plugins = ["tests.support.polygon"]
+
 __all__ = ["database_url", "postgres_session_url", "sqlite_template"]
 
 

@@ -10,11 +10,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
+#: The variable named in the error about each base URL setting.
+_URL_VARIABLES = {
+    "polygon_base_url": "POLYGON_BASE_URL",
+    "yahoo_base_url": "MARKETDATA_YAHOO_BASE_URL",
+}
 _SUPPORTED_SCHEMES = ("sqlite://", "postgresql://", "postgres://", "postgresql+psycopg://")
 
 
@@ -88,6 +100,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("POLYGON_BASE_URL", "MASSIVE_BASE_URL"),
         description="Base URL of the Polygon/Massive REST API.",
     )
+    yahoo_base_url: str = Field(
+        default="https://query2.finance.yahoo.com",
+        description="Base URL of Yahoo Finance's chart API, used by `marketdata verify`.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -102,12 +118,12 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return value
 
-    @field_validator("polygon_base_url")
+    @field_validator("polygon_base_url", "yahoo_base_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")):
-            msg = "POLYGON_BASE_URL must start with http:// or https://"
+            msg = f"{_URL_VARIABLES[str(info.field_name)]} must start with http:// or https://"
             raise ValueError(msg)
         return value
 

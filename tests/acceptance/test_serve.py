@@ -56,8 +56,8 @@ def test_import_then_serve_on_default_sqlite(tmp_path: Path) -> None:
             "volume": 642646396.0,
             "vwap": 1.469,
             "transactions": 82132,
-            "quality": None,
-            "validated": False,
+            "quality": 1.0,
+            "validated": True,
         }
     assert (tmp_path / "data" / "marketdata.db").exists()
 

@@ -13,7 +13,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from marketdata.cli.main import EXIT_PARTIAL, app
+from marketdata.cli._common import EXIT_PARTIAL
+from marketdata.cli.main import app
 
 runner = CliRunner()
 

@@ -33,6 +33,30 @@ async def test_empty_database_is_seeded_once(store: Store) -> None:
     assert await seed_if_empty(store, symbols=DEFAULT_SYMBOLS, years=5, today=TODAY, at=AT) is None
 
 
+async def test_simulated_data_has_planted_faults_that_validation_finds(store: Store) -> None:
+    """The original plan's success criteria show on simulated data with planted faults:
+    validation rate > 95 %, the broken bar fails, the missing session is a gap, the volume
+    spike and the zero-volume day are flagged, and split jumps are explained, not flagged."""
+    await seed_if_empty(store, symbols=DEFAULT_SYMBOLS, years=5, today=TODAY, at=AT)
+    statuses = await store.symbol_statuses()
+    bars = sum(s.bar_count for s in statuses)
+    validated = sum(s.validated_count for s in statuses)
+    assert 0.95 < validated / bars < 1.0
+    assert bars - validated == 1  # exactly the broken bar
+    assert sum(s.gap_count for s in statuses) == 1
+    names = sorted(DEFAULT_SYMBOLS)
+    counts = await store.rule_counts()
+    fired = {(symbol, rule) for symbol, rule, _, _ in counts.iter_rows()}
+    assert (names[1], "high_below_low") in fired
+    assert (names[3], "volume_anomaly") in fired
+    assert (names[4], "zero_volume") in fired
+    assert "price_jump" not in {rule for _, rule in fired}
+    splits = await store.read_splits()
+    explained = {symbol for symbol, rule in fired if rule == "explained_jump"}
+    assert set(splits["symbol"].to_list()) <= explained
+    assert not splits.is_empty()
+
+
 async def test_real_data_is_never_joined_by_simulated(store: Store) -> None:
     """A database holding real bars is left alone."""
     await store.upsert_bars(make_bars("AAPL", days=3), source="polygon", at=AT)

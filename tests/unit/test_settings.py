@@ -63,6 +63,16 @@ def test_invalid_settings_are_refused(
         Settings()
 
 
+def test_yahoo_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Yahoo's base URL defaults to query2, comes from MARKETDATA_YAHOO_BASE_URL, must be HTTP."""
+    assert Settings().yahoo_base_url == "https://query2.finance.yahoo.com"
+    monkeypatch.setenv("MARKETDATA_YAHOO_BASE_URL", " http://127.0.0.1:9100/ ")
+    assert Settings().yahoo_base_url == "http://127.0.0.1:9100"
+    monkeypatch.setenv("MARKETDATA_YAHOO_BASE_URL", "query2.finance.yahoo.com")
+    with pytest.raises(ValidationError, match="MARKETDATA_YAHOO_BASE_URL must start with http"):
+        Settings()
+
+
 @pytest.mark.parametrize(
     ("raw", "backend", "display"),
     [

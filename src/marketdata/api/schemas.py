@@ -29,6 +29,7 @@ class BarsResponse(BaseModel):
     """Bars of one symbol, oldest first."""
 
     symbol: str
+    adjusted: Literal["none", "splits", "all"] = "splits"
     count: int
     bars: list[Bar]
 

@@ -7,18 +7,14 @@ calls the same service function the API uses, and renders the result. :func:`mai
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -31,13 +27,18 @@ from rich.progress import (
 )
 
 from marketdata import __version__, logs
-from marketdata.errors import ConfigError, InputError, MarketDataError
-from marketdata.settings import Settings
+from marketdata.cli import quality, verify
+from marketdata.cli._common import EXIT_PARTIAL, err, load_settings, out
+from marketdata.cli._common import settings_of as _settings
+from marketdata.cli._common import with_store as _with_store
+from marketdata.cli.actions import actions_app
+from marketdata.errors import InputError, MarketDataError
 from marketdata.storage.urls import DatabaseUrl
 
 if TYPE_CHECKING:
     from marketdata.providers.files import BarFile
     from marketdata.storage import Store
+    from marketdata.storage.base import SymbolStatus
 
 # Heavy modules (polars, pyarrow, the database drivers, alembic) are imported inside the
 # commands that need them, so `--help` and `--version` answer at once.
@@ -46,11 +47,6 @@ T = TypeVar("T")
 
 ExportFormat = Literal["csv", "parquet"]
 
-#: Exit status when an import finished but skipped rejected rows.
-EXIT_PARTIAL = 3
-
-out = Console(soft_wrap=True)  # paths and commands in messages must not be broken
-err = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(
     name="marketdata",
@@ -66,23 +62,6 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema: apply or inspect migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment, with command-line overrides; errors become one line."""
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid settings: {problems}") from None
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings = ctx.obj
-    assert isinstance(settings, Settings)  # set by the root callback
-    return settings
 
 
 def _version(value: bool) -> None:
@@ -119,20 +98,6 @@ def root(
         secrets.append(str(password))
     logs.configure(settings.log_level, secrets=secrets)
     ctx.obj = settings
-
-
-def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
-    """Open the store, run ``fn`` on it in an event loop, and close it."""
-    from marketdata.storage import open_store
-
-    async def go() -> T:
-        store = await open_store(settings.database_url)
-        try:
-            return await fn(store)
-        finally:
-            await store.aclose()
-
-    return asyncio.run(go())
 
 
 # -- import -----------------------------------------------------------------------------------
@@ -317,7 +282,16 @@ def status(
     from marketdata.cli import render
 
     settings = _settings(ctx)
-    statuses = _with_store(settings, lambda store: store.symbol_statuses(symbols or None))
+
+    async def read(store: Store) -> tuple[list[SymbolStatus], dict[str, dict[str, int]]]:
+        statuses = await store.symbol_statuses(symbols or None)
+        counts = await store.rule_counts(symbols or None)
+        rules: dict[str, dict[str, int]] = {}
+        for symbol, rule, _severity, count in counts.iter_rows():
+            rules.setdefault(symbol, {})[rule] = count
+        return statuses, rules
+
+    statuses, rules = _with_store(settings, read)
     if as_json:
         payload = [
             {
@@ -326,7 +300,11 @@ def status(
                 "last_date": s.last_date.isoformat() if s.last_date else None,
                 "bar_count": s.bar_count,
                 "validated_count": s.validated_count,
+                "validation_rate": round(s.validated_count / s.bar_count, 6)
+                if s.bar_count
+                else None,
                 "gap_count": s.gap_count,
+                "rules": rules.get(s.symbol, {}),
                 "last_fetch": s.last_fetch.isoformat() if s.last_fetch else None,
                 "last_error": s.last_error,
             }
@@ -337,7 +315,8 @@ def status(
     if not statuses:
         out.print("No bars stored yet. Load some with: marketdata import FILE")
         return
-    out.print(render.status_table(statuses))
+    out.print(render.status_table(statuses, rules))
+    out.print(render.status_totals(statuses, rules))
 
 
 # -- db ---------------------------------------------------------------------------------------
@@ -499,6 +478,13 @@ def fake_polygon(
         f"{config.today}; {'key required' if key else 'any non-empty key accepted'}"
     )
     uvicorn.run(FakePolygon(config).app, host=host, port=port, log_level="info", access_log=False)
+
+
+# -- commands defined in their own modules ------------------------------------------------------
+
+quality.register(app)
+verify.register(app)
+app.add_typer(actions_app, name="actions")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Importing bar files: stream, parse, write in chunks, count, and report rejected rows.
+"""Importing bar files: stream, parse, validate, write in chunks, count, report rejected rows.
 
 The same function serves ``marketdata import`` and any later caller. Each chunk is written in
 its own transaction, so an interrupted import keeps every chunk already committed and a re-run
@@ -7,16 +7,22 @@ finishes the job (identical rows count as unchanged).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from marketdata.errors import DataRejected
 from marketdata.providers.files import BarFile, open_bar_file
 from marketdata.providers.parsing import LINE
+from marketdata.service.quality import write_bars
 from marketdata.service.simulated import replace_synthetic
 from marketdata.storage.base import Store, UpsertCounts
+
+T = TypeVar("T")
 
 #: How many rejected rows an :class:`ImportReport` keeps for display (all are counted).
 MAX_KEPT_REJECTS = 1_000
@@ -58,6 +64,26 @@ class ImportReport:
 
 #: Progress callback: (file, position reached in file.size units, rows parsed in this step).
 Progress = Callable[[BarFile, int, int], None]
+
+
+async def prefetched(items: Iterator[T]) -> AsyncIterator[T]:
+    """``items``, each produced in a worker thread while the caller handles the previous one.
+
+    Parsing chunk k + 1 (polars, mostly outside the GIL) then overlaps writing chunk k.
+    """
+    done = object()
+    pending = asyncio.ensure_future(asyncio.to_thread(next, items, done))
+    try:
+        while True:
+            item = await pending
+            if item is done:
+                return
+            pending = asyncio.ensure_future(asyncio.to_thread(next, items, done))
+            yield item  # type: ignore[misc]  # not ``done``: checked above
+    finally:
+        if not pending.done():
+            with contextlib.suppress(Exception):
+                await pending  # never leave a thread running inside the iterator
 
 
 def check_files(paths: Sequence[Path]) -> list[BarFile]:
@@ -110,11 +136,11 @@ async def import_files(
                 )
                 raise DataRejected(msg)
         source = f"file:{bar_file.path.name}"
-        for chunk in bar_file.chunks(chunk_rows):
+        async for chunk in prefetched(bar_file.chunks(chunk_rows)):
             report.reject(_rejects(bar_file, chunk.rejected.select(LINE, "reason").rows()))
             if not chunk.bars.is_empty():
                 await replace_synthetic(store, chunk.bars["symbol"].unique().to_list())
-                report.counts += await store.upsert_bars(chunk.bars, source=source, at=at)
+                report.counts += await write_bars(store, chunk.bars, source=source, at=at)
             if progress:
                 progress(bar_file, chunk.position, chunk.bars.height)
         report.files += 1

@@ -5,7 +5,10 @@ Rules (the service's, not the store's):
 - simulated bars are written only into a database with no bars at all, with source
   ``synthetic``; a database holding real data never gets simulated bars;
 - a symbol never mixes simulated and real bars: before the first real write of a symbol, its
-  simulated history is purged (:func:`replace_synthetic`).
+  simulated history is purged (:func:`replace_synthetic`);
+- the simulated history comes with its splits and dividends, and with a few deliberate faults
+  (:func:`plant_faults`: a broken bar, a missing session, a volume spike, a zero-volume day) so
+  that validation, gap detection and the dashboard have something to show.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
+import polars as pl
+
 from marketdata.providers.simulator import MarketSimulator
+from marketdata.service.quality import write_bars
 from marketdata.storage.base import Store, UpsertCounts
 
 log = logging.getLogger(__name__)
@@ -46,13 +52,24 @@ async def seed_if_empty(
     today: dt.date,
     at: dt.datetime,
     seed: int = 0,
+    faults: bool = True,
 ) -> UpsertCounts | None:
-    """Fill an empty database with ``years`` of simulated bars; ``None`` if it holds any bars."""
+    """Fill an empty database with ``years`` of simulated bars; ``None`` if it holds any bars.
+
+    The simulator's splits and dividends are stored too; with ``faults``, a few bars are
+    broken on purpose (:func:`plant_faults`).
+    """
     if await store.symbol_statuses():
         return None
     start = today - dt.timedelta(days=round(365.25 * years))
-    frame = MarketSimulator(seed=seed).bars(list(symbols), start, today)
-    counts = await store.upsert_bars(frame, source=SYNTHETIC, at=at)
+    simulator = MarketSimulator(seed=seed)
+    names = list(symbols)
+    await store.upsert_splits(simulator.splits(names, start, today), source=SYNTHETIC, at=at)
+    await store.upsert_dividends(simulator.dividends(names, start, today), source=SYNTHETIC, at=at)
+    frame = simulator.bars(names, start, today)
+    if faults:
+        frame = plant_faults(frame)
+    counts = await write_bars(store, frame, source=SYNTHETIC, at=at)
     log.warning(SIMULATED_NOTICE, extra={"event": "simulated_data_seeded", "bars": counts.inserted})
     return counts
 
@@ -72,3 +89,32 @@ async def replace_synthetic(store: Store, symbols: Iterable[str]) -> list[str]:
             extra={"event": "simulated_replaced", "symbols": purged},
         )
     return purged
+
+
+def plant_faults(bars: pl.DataFrame) -> pl.DataFrame:
+    """``bars`` with four deliberate faults, at fixed places so they are easy to find.
+
+    Counting sessions back from each symbol's last bar: on the 2nd symbol (sorted), the bar 10
+    sessions back has its high below its low; on the 3rd, the bar 20 back is removed (a missing
+    session); on the 4th, the bar 30 back trades 50× its volume; on the 5th, the bar 40 back
+    has zero volume. Symbols or histories too short for a fault simply do without it.
+    """
+    names = bars["symbol"].unique().sort().to_list()
+    back = pl.col("date").rank("ordinal", descending=True).over("symbol") - 1
+
+    def at(position: int, sessions_back: int) -> pl.Expr:
+        if position >= len(names):
+            return pl.lit(False)
+        hit: pl.Expr = (pl.col("symbol") == names[position]) & (back == sessions_back)
+        return hit
+
+    broken, missing, spike, silent = at(1, 10), at(2, 20), at(3, 30), at(4, 40)
+    return bars.filter(~missing).with_columns(
+        pl.when(broken).then(pl.col("low") * 0.99).otherwise(pl.col("high")).alias("high"),
+        pl.when(spike)
+        .then(pl.col("volume") * 50)
+        .when(silent)
+        .then(0.0)
+        .otherwise(pl.col("volume"))
+        .alias("volume"),
+    )

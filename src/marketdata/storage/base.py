@@ -278,9 +278,15 @@ def prepare_splits(frame: pl.DataFrame, *, source: str) -> pl.DataFrame:
 
 
 def prepare_dividends(frame: pl.DataFrame, *, source: str) -> pl.DataFrame:
-    """Dividends ready to store; a missing type counts as a regular cash dividend (``CD``)."""
+    """Dividends ready to store; a missing type counts as a regular cash dividend (``CD``).
+
+    Only symbol, ex-date and amount are required; absent optional columns are null.
+    """
     out = (
-        frame.select(pl.col(c).cast(t) for c, t in DIVIDEND_SCHEMA.items())
+        frame.select(
+            (pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)
+            for c, t in DIVIDEND_SCHEMA.items()
+        )
         .with_columns(pl.col("dividend_type").fill_null("CD"))
         .drop_nulls(["symbol", "ex_dividend_date", "cash_amount"])
     )

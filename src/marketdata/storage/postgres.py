@@ -133,9 +133,12 @@ st AS (
 SELECT COALESCE(SUM(n), 0) FROM d
 """
 
+# Stored bars in and around each span, as binary COPY: the span's ordinal stands in for the
+# symbol so every column stays fixed-width (see _READ_COLUMNS below).
 _NEIGHBOURHOOD = """
-SELECT q.symbol, n.* FROM unnest(%(symbols)s::text[], %(lo)s::date[], %(hi)s::date[])
-  AS q(symbol, lo, hi)
+COPY (
+SELECT q.i, n.* FROM unnest(%(symbols)s::text[], %(lo)s::date[], %(hi)s::date[])
+  WITH ORDINALITY AS q(symbol, lo, hi, i)
 CROSS JOIN LATERAL (
   (SELECT {cols} FROM bars b WHERE b.symbol = q.symbol AND b.date < q.lo
    ORDER BY b.date DESC LIMIT %(rows)s)
@@ -145,7 +148,8 @@ CROSS JOIN LATERAL (
   (SELECT {cols} FROM bars b WHERE b.symbol = q.symbol AND b.date > q.hi
    ORDER BY b.date LIMIT %(rows)s)
 ) AS n
-ORDER BY q.symbol, n.date
+ORDER BY q.i, n.date
+) TO STDOUT (FORMAT BINARY)
 """
 
 _LOG_COLUMNS = "symbol, date, rule, severity, value, threshold, logged_at"
@@ -157,45 +161,47 @@ _READ_COLUMNS = (
     "transactions IS NULL, COALESCE(transactions, 0), quality IS NULL, COALESCE(quality, 0), "
     "flags, validated, ingested_at"
 )
-_READ_DTYPE = np.dtype(
-    [
-        ("ncols", ">i2"),
-        *[
-            item
-            for name, kind in [
-                ("date", ">i4"),
-                ("open", ">f8"),
-                ("high", ">f8"),
-                ("low", ">f8"),
-                ("close", ">f8"),
-                ("volume", ">f8"),
-                ("vwap_null", "?"),
-                ("vwap", ">f8"),
-                ("tx_null", "?"),
-                ("transactions", ">i8"),
-                ("q_null", "?"),
-                ("quality", ">f8"),
-                ("flags", ">i8"),
-                ("validated", "?"),
-                ("ingested_at", ">i8"),
-            ]
-            for item in ((f"{name}_len", ">i4"), (name, kind))
-        ],
-    ]
-)
+_READ_FIELDS = [
+    ("date", ">i4"),
+    ("open", ">f8"),
+    ("high", ">f8"),
+    ("low", ">f8"),
+    ("close", ">f8"),
+    ("volume", ">f8"),
+    ("vwap_null", "?"),
+    ("vwap", ">f8"),
+    ("tx_null", "?"),
+    ("transactions", ">i8"),
+    ("q_null", "?"),
+    ("quality", ">f8"),
+    ("flags", ">i8"),
+    ("validated", "?"),
+    ("ingested_at", ">i8"),
+]
+
+
+def _copy_dtype(fields: list[tuple[str, str]]) -> np.dtype:
+    """A binary COPY row of fixed-width ``fields``: a column count, then (length, value)s."""
+    return np.dtype(
+        [("ncols", ">i2"), *[i for n, k in fields for i in ((f"{n}_len", ">i4"), (n, k))]]
+    )
+
+
+_READ_DTYPE = _copy_dtype(_READ_FIELDS)
+_NEIGHBOUR_DTYPE = _copy_dtype([("i", ">i8"), *_READ_FIELDS])
 _PG_EPOCH_DAYS = 10_957  # 2000-01-01 minus 1970-01-01
 _PG_EPOCH_US = _PG_EPOCH_DAYS * 86_400 * 1_000_000
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 
-def _decode_copy(data: bytes) -> np.ndarray:
+def _decode_copy(data: bytes, dtype: np.dtype = _READ_DTYPE) -> np.ndarray:
     """Rows of a binary COPY stream whose columns are all fixed-width."""
     if not data.startswith(_COPY_SIGNATURE):
         msg = "unexpected COPY stream from PostgreSQL"
         raise StorageError(msg)
     ext = int.from_bytes(data[15:19], "big")
     body = data[19 + ext : -2]  # header, then rows, then the int16 -1 trailer
-    return np.frombuffer(body, dtype=_READ_DTYPE)
+    return np.frombuffer(body, dtype=dtype)
 
 
 class PostgresStore:
@@ -498,20 +504,29 @@ class PostgresStore:
     # -- reads ----------------------------------------------------------------------------
 
     async def read_neighbourhood(self, spans: pl.DataFrame, *, rows: int) -> pl.DataFrame:
-        """Stored bars in and around each span."""
+        """Stored bars in and around each span (one binary COPY for all spans)."""
         if spans.is_empty():
             return pl.DataFrame(schema=NEIGHBOUR_SCHEMA)
-        cols = ", ".join(f"b.{c}" for c in READ_SCHEMA)
-        found = await self._fetch(
-            _NEIGHBOURHOOD.format(cols=cols),
-            {
-                "symbols": spans["symbol"].to_list(),
-                "lo": spans["lo"].to_list(),
-                "hi": spans["hi"].to_list(),
-                "rows": rows,
-            },
+        symbols = spans["symbol"].to_list()
+        sql = _NEIGHBOURHOOD.format(cols=_READ_COLUMNS)
+        params = {"symbols": symbols, "lo": spans["lo"].to_list(), "hi": spans["hi"].to_list()}
+        found = _decode_copy(await self._copy_out(sql, {**params, "rows": rows}), _NEIGHBOUR_DTYPE)
+        index = found["i"].astype(np.int64) - 1
+        names = pl.Series("symbol", symbols, pl.String)
+        return _read_frame(found).select(
+            names.gather(index) if len(index) else pl.lit(None, pl.String).alias("symbol"),
+            pl.all(),
         )
-        return pl.DataFrame(found, schema=NEIGHBOUR_SCHEMA, orient="row")
+
+    async def _copy_out(self, sql: str, params: dict[str, Any]) -> bytes:
+        chunks: list[bytes] = []
+        try:
+            async with self._pool.connection() as conn, conn.cursor().copy(sql, params) as copy:
+                async for data in copy:
+                    chunks.append(bytes(data))
+        except psycopg.Error as exc:
+            raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
+        return b"".join(chunks)
 
     async def read_bars(
         self,
@@ -540,14 +555,7 @@ class PostgresStore:
             f"COPY (SELECT {_READ_COLUMNS} FROM bars WHERE {' AND '.join(where)} "
             "ORDER BY date) TO STDOUT (FORMAT BINARY)"
         )
-        chunks: list[bytes] = []
-        try:
-            async with self._pool.connection() as conn, conn.cursor().copy(sql, params) as copy:
-                async for data in copy:
-                    chunks.append(bytes(data))
-        except psycopg.Error as exc:
-            raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
-        rows = _decode_copy(b"".join(chunks))
+        rows = _decode_copy(await self._copy_out(sql, params))
         return _read_frame(rows)
 
     async def read_revisions(self, symbol: str) -> pl.DataFrame:

@@ -30,6 +30,7 @@ from starlette.routing import Route
 
 from marketdata.bars import BAR_SCHEMA
 from marketdata.providers.simulator import DEFAULT_SYMBOLS, MarketSimulator
+from marketdata.testing.yahoo_server import YahooChart, YahooPlants
 
 NEW_YORK: Final = ZoneInfo("America/New_York")
 ORIGIN: Final = dt.date(2000, 1, 1)
@@ -96,6 +97,7 @@ class FakePolygonConfig:
     symbols: tuple[str, ...] = DEFAULT_SYMBOLS
     today: dt.date = field(default_factory=lambda: dt.date(2026, 11, 20))
     faults: Faults = field(default_factory=Faults)
+    yahoo: YahooPlants = field(default_factory=YahooPlants)  # plants in the Yahoo endpoint
 
 
 @dataclass(slots=True)
@@ -157,6 +159,7 @@ class FakePolygon:
         self.requests: list[RecordedRequest] = []
         self._recent: deque[float] = deque()
         self._random = random.Random(self.config.seed)  # noqa: S311  # fault injection, not crypto
+        self.yahoo = YahooChart(self.simulator, self.config)  # /v8/finance/chart, same market
         self.app = Starlette(
             routes=[
                 Route(
@@ -168,6 +171,7 @@ class FakePolygon:
                 Route("/v3/reference/dividends", self._dividends_v3),
                 Route("/stocks/v1/splits", self._splits_v1),
                 Route("/stocks/v1/dividends", self._dividends_v1),
+                Route("/v8/finance/chart/{symbol}", self.yahoo.endpoint),
             ]
         )
         self.app.add_middleware(_Recorder, owner=self)

@@ -1,0 +1,127 @@
+"""``marketdata validate`` and ``marketdata gaps``: re-score stored bars, list missing sessions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from marketdata.cli._common import err, out, settings_of, with_store
+
+if TYPE_CHECKING:
+    from marketdata.service.quality import SymbolQuality
+    from marketdata.storage import Store
+
+SymbolsArg = Annotated[
+    list[str] | None, typer.Argument(help="Only these symbols (default: all).", show_default=False)
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def validate(ctx: typer.Context, symbols: SymbolsArg = None, as_json: JsonOpt = False) -> None:
+    """Re-score stored bars with the current rules and thresholds, and summarise.
+
+    Every bar gets its flags, quality score and validated mark again and the validation log
+    is rewritten; missing sessions are recounted against the XNYS calendar. Run it after
+    changing thresholds or loading corporate actions by hand (``actions import`` does it).
+    """
+    from marketdata.cli import render
+    from marketdata.service.quality import revalidate
+
+    settings = settings_of(ctx)
+
+    async def run(store: Store) -> list[SymbolQuality]:
+        names = [s.symbol for s in await store.symbol_statuses(symbols or None)]
+        if symbols:
+            unknown = sorted(set(symbols) - set(names))
+            if unknown:
+                err.print(f"[yellow]no bars stored for {', '.join(unknown)}[/yellow]")
+        if not names:
+            return []
+        with Progress(
+            TextColumn("validating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+            disable=as_json,
+        ) as bar:
+            task = bar.add_task("", total=len(names))
+            return await revalidate(
+                store,
+                names,
+                at=dt.datetime.now(dt.UTC),
+                progress=lambda q: bar.update(task, advance=1, description=q.symbol),
+            )
+
+    results = with_store(settings, run)
+    if as_json:
+        out.print_json(json.dumps([render.quality_dict(q) for q in results]))
+        return
+    if not results:
+        out.print("No bars stored yet. Load some with: marketdata import FILE")
+        return
+    out.print(render.quality_table(results))
+    out.print(render.gap_lines(results))
+
+
+def gaps(
+    ctx: typer.Context,
+    symbols: Annotated[list[str], typer.Argument(help="Symbols to check.", show_default=False)],
+    start: Annotated[
+        dt.datetime | None,
+        typer.Option(help="Only gaps ending on/after this date.", formats=["%Y-%m-%d"]),
+    ] = None,
+    end: Annotated[
+        dt.datetime | None,
+        typer.Option(help="Only gaps starting on/before this date.", formats=["%Y-%m-%d"]),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List missing sessions (XNYS sessions between a symbol's first and last stored bar)."""
+    from marketdata.errors import NotFound
+    from marketdata.service.quality import symbol_gaps
+
+    settings = settings_of(ctx)
+    first = start.date() if start else None
+    last = end.date() if end else None
+
+    async def run(store: Store) -> dict[str, list[dict[str, object]]]:
+        found = {s.symbol for s in await store.symbol_statuses(symbols)}
+        missing = [s for s in symbols if s not in found]
+        if missing:
+            raise NotFound(f"no bars stored for {', '.join(missing)}")
+        return {
+            symbol: [
+                {"start": g.start.isoformat(), "end": g.end.isoformat(), "sessions": g.sessions}
+                for g in await symbol_gaps(store, symbol, start=first, end=last)
+            ]
+            for symbol in symbols
+        }
+
+    result = with_store(settings, run)
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    for symbol, ranges in result.items():
+        total = sum(int(str(r["sessions"])) for r in ranges)
+        if not ranges:
+            out.print(f"[green]{symbol}: no missing sessions[/green]")
+            continue
+        out.print(
+            f"[bold]{symbol}[/bold]: {total:,} missing session(s) in {len(ranges):,} range(s)"
+        )
+        for r in ranges:
+            span = r["start"] if r["start"] == r["end"] else f"{r['start']} … {r['end']}"
+            out.print(f"  {span}  ({r['sessions']} session(s))")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the commands to the root app."""
+    app.command()(validate)
+    app.command()(gaps)

@@ -1,0 +1,158 @@
+"""Corporate actions: load splits and dividends (from a provider or a file), then re-score.
+
+A split or dividend explains a price jump on its date, so the bars of every symbol whose
+actions changed are re-validated at once; adjusted reads need nothing: they are computed from
+the stored actions on every read (:mod:`marketdata.service.history`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from marketdata.bars import DIVIDEND_SCHEMA, SPLIT_SCHEMA
+from marketdata.errors import InputError
+from marketdata.providers.base import Provider
+from marketdata.service.quality import revalidate
+from marketdata.storage.base import Store
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionsReport:
+    """What loading corporate actions did."""
+
+    splits: int  # rows given
+    dividends: int
+    splits_changed: int  # rows new or changed in the store
+    dividends_changed: int
+    rescored: tuple[str, ...]  # symbols whose bars were re-validated
+
+
+async def store_actions(
+    store: Store,
+    *,
+    splits: pl.DataFrame | None = None,
+    dividends: pl.DataFrame | None = None,
+    source: str,
+    at: dt.datetime,
+) -> ActionsReport:
+    """Store ``splits`` and ``dividends``; re-score the stored bars of symbols they changed."""
+    splits = splits if splits is not None else pl.DataFrame(schema=SPLIT_SCHEMA)
+    dividends = dividends if dividends is not None else pl.DataFrame(schema=DIVIDEND_SCHEMA)
+    split_changes = await store.upsert_splits(splits, source=source, at=at)
+    dividend_changes = await store.upsert_dividends(dividends, source=source, at=at)
+    touched: list[str] = []
+    if split_changes or dividend_changes:
+        named = set(splits["symbol"].to_list()) | set(dividends["symbol"].to_list())
+        stored = [s.symbol for s in await store.symbol_statuses(sorted(named)) if s.bar_count]
+        touched = [q.symbol for q in await revalidate(store, stored, at=at)]
+    return ActionsReport(
+        splits=splits.height,
+        dividends=dividends.height,
+        splits_changed=split_changes,
+        dividends_changed=dividend_changes,
+        rescored=tuple(touched),
+    )
+
+
+async def fetch_actions(
+    store: Store,
+    provider: Provider,
+    symbols: Sequence[str],
+    *,
+    at: dt.datetime,
+    since: dt.date | None = None,
+) -> ActionsReport:
+    """Fetch ``symbols``' splits and dividends from ``provider`` and store them."""
+    return await store_actions(
+        store,
+        splits=await provider.splits(symbols, since=since),
+        dividends=await provider.dividends(symbols, since=since),
+        source=provider.name,
+        at=at,
+    )
+
+
+_ALIASES = {"ticker": "symbol"}
+_SPLIT_KEYS = {"symbol", "execution_date", "split_from", "split_to"}
+_DIVIDEND_KEYS = {"symbol", "ex_dividend_date", "cash_amount"}
+
+
+def parse_actions(frame: pl.DataFrame, *, name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(splits, dividends) from a table holding either kind; a clear error for anything else.
+
+    Column names are matched case-insensitively (``ticker`` is accepted for ``symbol``);
+    dates are ISO ``YYYY-MM-DD``; extra columns are ignored.
+    """
+    renamed = frame.rename(
+        {c: _ALIASES.get(c.strip().lower(), c.strip().lower()) for c in frame.columns}
+    )
+    columns = set(renamed.columns)
+    if columns >= _SPLIT_KEYS:
+        kind, schema = "split", SPLIT_SCHEMA
+    elif columns >= _DIVIDEND_KEYS:
+        kind, schema = "dividend", DIVIDEND_SCHEMA
+    else:
+        msg = (
+            f"{name}: expected split columns ({', '.join(sorted(_SPLIT_KEYS))}) or dividend "
+            f"columns ({', '.join(sorted(_DIVIDEND_KEYS))}[, declaration_date, record_date, "
+            f"pay_date, frequency, dividend_type]); got {', '.join(renamed.columns) or 'none'}"
+        )
+        raise InputError(msg)
+    exprs = []
+    for column, dtype in schema.items():
+        if column not in columns:
+            exprs.append(pl.lit(None, dtype).alias(column))
+        elif dtype == pl.Date() and renamed.schema[column] != pl.Date():
+            exprs.append(pl.col(column).cast(pl.String).str.to_date("%Y-%m-%d", strict=False))
+        else:
+            exprs.append(pl.col(column).cast(dtype, strict=False))
+    typed = renamed.select(exprs)
+    required = _SPLIT_KEYS if kind == "split" else _DIVIDEND_KEYS
+    bad = typed.with_row_index("_row").filter(
+        pl.any_horizontal(pl.col(c).is_null() for c in required)
+    )
+    if bad.height:
+        row = int(bad["_row"][0]) + 1
+        msg = (
+            f"{name}: {bad.height} {kind} row(s) with a missing or unparsable value "
+            f"(first: data row {row})"
+        )
+        raise InputError(msg)
+    if kind == "split":
+        positive = (pl.col("split_from") > 0) & (pl.col("split_to") > 0)
+        if not typed.select(positive.all()).item():
+            raise InputError(f"{name}: split_from and split_to must be positive numbers")
+        return typed, pl.DataFrame(schema=DIVIDEND_SCHEMA)
+    if not typed.select((pl.col("cash_amount") >= 0).all()).item():
+        raise InputError(f"{name}: cash_amount must not be negative")
+    return pl.DataFrame(schema=SPLIT_SCHEMA), typed
+
+
+def read_actions_file(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(splits, dividends) from a CSV, Parquet or Polygon JSON response file."""
+    name = str(path)
+    if not path.is_file():
+        raise InputError(f"{name}: no such file")
+    try:
+        suffix = path.suffix.lower()
+        if suffix == ".parquet":
+            frame = pl.read_parquet(path)
+        elif suffix == ".json":
+            data = json.loads(path.read_bytes())
+            rows = data.get("results") if isinstance(data, dict) else data
+            if not isinstance(rows, list):
+                raise InputError(f"{name}: expected a JSON list or a response with 'results'")
+            frame = pl.DataFrame(rows, infer_schema_length=None)
+        else:
+            frame = pl.read_csv(path, infer_schema=False)
+    except InputError:
+        raise
+    except Exception as exc:  # polars/orjson raise many kinds; the message is what matters
+        raise InputError(f"{name}: cannot read: {str(exc).splitlines()[0]}") from None
+    return parse_actions(frame, name=name)
