@@ -15,6 +15,7 @@ import datetime as dt
 import functools
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 import numpy as np
@@ -37,9 +38,31 @@ class _Schedule:
     early: npt.NDArray[np.bool_]  # True where the session closes early
 
 
+#: The schedule below, saved by :func:`save_schedule` and shipped with the package: loading it
+#: takes a millisecond and no pandas, where building it imports exchange-calendars (about a
+#: second and 80 MB). A test checks it still equals exchange-calendars' answer; after an
+#: exchange-calendars upgrade, ``uv run python scripts/update-calendar`` rewrites it.
+PACKAGED_SCHEDULE: Final = Path(__file__).with_name("xnys_schedule.npz")
+
+
 @functools.cache
 def _schedule() -> _Schedule:
-    """Build the XNYS calendar once (importing exchange-calendars costs about a second)."""
+    """The XNYS schedule: the packaged copy when present, else built by exchange-calendars."""
+    if PACKAGED_SCHEDULE.exists():
+        with np.load(PACKAGED_SCHEDULE) as data:
+            days = data["days"].astype("datetime64[D]")
+            closes = data["closes"].astype("datetime64[ns]")
+            early = data["early"].astype(bool)
+    else:
+        schedule = build_schedule()
+        days, closes, early = schedule.days.copy(), schedule.closes.copy(), schedule.early.copy()
+    for array in (days, closes, early):
+        array.flags.writeable = False
+    return _Schedule(days=days, closes=closes, early=early)
+
+
+def build_schedule() -> _Schedule:
+    """Ask exchange-calendars for every XNYS session in the window (slow: imports pandas)."""
     import exchange_calendars
 
     with warnings.catch_warnings():
@@ -53,9 +76,19 @@ def _schedule() -> _Schedule:
         days = xnys.sessions.to_numpy().astype("datetime64[D]")
         closes = xnys.closes.dt.tz_convert(None).to_numpy().astype("datetime64[ns]")
         early = np.isin(days, xnys.early_closes.to_numpy().astype("datetime64[D]"))
-    for array in (days, closes, early):
-        array.flags.writeable = False
     return _Schedule(days=days, closes=closes, early=early)
+
+
+def save_schedule(path: Path = PACKAGED_SCHEDULE) -> None:
+    """Write :func:`build_schedule`'s answer where :func:`_schedule` looks for it."""
+    schedule = build_schedule()
+    with path.open("wb") as fh:
+        np.savez_compressed(
+            fh,
+            days=schedule.days.astype("int64"),
+            closes=schedule.closes.astype("int64"),
+            early=schedule.early,
+        )
 
 
 def _day(value: dt.date) -> np.datetime64:

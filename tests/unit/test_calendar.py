@@ -161,3 +161,20 @@ def test_last_completed_session_refuses(at: dt.datetime, delay: dt.timedelta, me
     """Naive instants, negative delays and instants outside the window raise ValueError."""
     with pytest.raises(ValueError, match=message):
         calendar.last_completed_session(at, delay=delay)
+
+
+def test_packaged_schedule_equals_exchange_calendars() -> None:
+    """The shipped schedule file is exactly what exchange-calendars says today.
+
+    If this fails after upgrading exchange-calendars, run ``scripts/update-calendar``.
+    """
+    import numpy as np
+
+    from marketdata import calendar as cal
+
+    assert cal.PACKAGED_SCHEDULE.exists()
+    built = cal.build_schedule()
+    shipped = cal._schedule()
+    assert np.array_equal(shipped.days, built.days)
+    assert np.array_equal(shipped.closes, built.closes)
+    assert np.array_equal(shipped.early, built.early)
