@@ -45,6 +45,25 @@ def empty_bars() -> pl.DataFrame:
     return pl.DataFrame(schema=BAR_SCHEMA)
 
 
+#: A bar's verdict from validation: flag bitmask, quality in [0, 1], validated (no hard rule).
+SCORE_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "symbol": pl.String(),
+    "date": pl.Date(),
+    "flags": pl.Int64(),
+    "quality": pl.Float64(),
+    "validated": pl.Boolean(),
+}
+
+#: One row per (bar, rule that fired): what ``validation_log`` stores.
+LOG_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "symbol": pl.String(),
+    "date": pl.Date(),
+    "rule": pl.String(),
+    "severity": pl.String(),
+    "value": pl.Float64(),
+    "threshold": pl.Float64(),
+}
+
 #: Stock splits: a ``split_from``-for-``split_to`` split takes effect on ``execution_date``
 #: (a 4-for-1 split is from=1, to=4; pre-split prices × from/to are comparable to later ones).
 SPLIT_SCHEMA: Final[dict[str, pl.DataType]] = {

@@ -14,7 +14,14 @@ from typing import Protocol
 
 import polars as pl
 
-from marketdata.bars import BAR_SCHEMA, DIVIDEND_SCHEMA, SPLIT_SCHEMA, VALUE_COLUMNS
+from marketdata.bars import (
+    BAR_SCHEMA,
+    DIVIDEND_SCHEMA,
+    LOG_SCHEMA,
+    SCORE_SCHEMA,
+    SPLIT_SCHEMA,
+    VALUE_COLUMNS,
+)
 
 #: Columns a frame handed to :meth:`Store.upsert_bars` may carry besides the bar columns;
 #: absent ones default to "not validated yet".
@@ -41,23 +48,6 @@ REVISION_SCHEMA: dict[str, pl.DataType] = {
     "revised_by": pl.String(),
 }
 
-
-#: A bar's scores (quality, flag bitmask, validated) keyed by (symbol, date).
-SCORE_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String(),
-    "date": pl.Date(),
-    **_VALIDATION,
-}
-
-#: Rows of ``validation_log`` as written and read: one per rule that fired on a bar.
-LOG_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String(),
-    "date": pl.Date(),
-    "rule": pl.String(),
-    "severity": pl.String(),
-    "value": pl.Float64(),
-    "threshold": pl.Float64(),
-}
 
 #: Per-symbol date spans asked of :meth:`Store.read_neighbourhood`.
 SPAN_SCHEMA: dict[str, pl.DataType] = {"symbol": pl.String(), "lo": pl.Date(), "hi": pl.Date()}

@@ -20,10 +20,9 @@ import polars as pl
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from marketdata.bars import VALUE_COLUMNS
+from marketdata.bars import LOG_SCHEMA, SCORE_SCHEMA, VALUE_COLUMNS
 from marketdata.errors import DatabaseUnreachable, StorageError
 from marketdata.storage.base import (
-    LOG_SCHEMA,
     NEIGHBOUR_SCHEMA,
     READ_SCHEMA,
     REVISION_SCHEMA,
@@ -373,7 +372,7 @@ class PostgresStore:
                     "CREATE TEMP TABLE IF NOT EXISTS _scores (symbol text, date date,"
                     " quality float8, flags int8, validated bool) ON COMMIT DELETE ROWS"
                 )
-                await self._copy(conn, "_scores", scores, "symbol, date, quality, flags, validated")
+                await self._copy(conn, "_scores", scores, ", ".join(SCORE_SCHEMA))
                 await conn.execute("ANALYZE _scores")
                 cur = await conn.execute(_APPLY_SCORES.format(table="_scores"), {"at": at})
                 row = await cur.fetchone()

@@ -17,10 +17,9 @@ from typing import Any, TypeVar
 
 import polars as pl
 
-from marketdata.bars import VALUE_COLUMNS
+from marketdata.bars import LOG_SCHEMA, VALUE_COLUMNS
 from marketdata.errors import DatabaseUnreachable, StorageError
 from marketdata.storage.base import (
-    LOG_SCHEMA,
     NEIGHBOUR_SCHEMA,
     READ_SCHEMA,
     REVISION_SCHEMA,

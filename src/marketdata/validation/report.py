@@ -8,12 +8,12 @@ Non-finite measurements are logged as null, so the log never holds NaN or infini
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from marketdata.bars import LOG_SCHEMA, SCORE_SCHEMA
 from marketdata.validation.flags import HARD_MASK, Flag, rule_name, severity_of
 from marketdata.validation.thresholds import Thresholds
 
@@ -21,25 +21,6 @@ __all__ = ["LOG_SCHEMA", "SCORE_SCHEMA", "Fired", "build_log", "build_scores", "
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
-
-#: Columns of :attr:`Validation.scores`: one row per input bar, in input order.
-SCORE_SCHEMA: Final[dict[str, pl.DataType]] = {
-    "symbol": pl.String(),
-    "date": pl.Date(),
-    "flags": pl.Int64(),
-    "quality": pl.Float64(),
-    "validated": pl.Boolean(),
-}
-
-#: Columns of :attr:`Validation.log`: one row per (bar, fired rule).
-LOG_SCHEMA: Final[dict[str, pl.DataType]] = {
-    "symbol": pl.String(),
-    "date": pl.Date(),
-    "rule": pl.String(),
-    "severity": pl.String(),
-    "value": pl.Float64(),
-    "threshold": pl.Float64(),
-}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
