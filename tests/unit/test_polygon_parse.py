@@ -20,6 +20,7 @@ from marketdata.errors import (
     UpstreamNotFound,
 )
 from marketdata.providers import polygon_parse as parse
+from marketdata.providers._http import decode
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "polygon"
 
@@ -169,7 +170,7 @@ def test_malformed_aggregates(data: dict[str, Any], words: str) -> None:
 def test_decode_rejects_non_objects(body: bytes, words: str) -> None:
     """Bodies that are not JSON objects are refused."""
     with pytest.raises(MalformedResponse, match=words):
-        parse.decode(body, path="/p")
+        decode(body, path="/p")
 
 
 @pytest.mark.parametrize(

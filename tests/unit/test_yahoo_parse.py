@@ -19,6 +19,7 @@ from marketdata.errors import (
     UpstreamNotFound,
 )
 from marketdata.providers import yahoo_parse as parse
+from marketdata.providers._http import decode
 from marketdata.providers.yahoo import period_bounds
 
 PATH = "/v8/finance/chart/AAPL"
@@ -274,7 +275,7 @@ def test_garbage_is_malformed_and_names_the_path(edit: str, words: str) -> None:
 def test_undecodable_bodies(body: bytes, words: str) -> None:
     """A body that is not a JSON object is MalformedResponse."""
     with pytest.raises(MalformedResponse, match=words):
-        parse.decode(body, path=PATH)
+        decode(body, path=PATH)
 
 
 def test_symbols_and_periods() -> None:

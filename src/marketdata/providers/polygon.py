@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any, Final
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -32,6 +31,7 @@ from marketdata.errors import (
     UpstreamNotFound,
 )
 from marketdata.providers import polygon_parse as parse
+from marketdata.providers._http import get_json
 from marketdata.providers.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -113,37 +113,9 @@ class PolygonClient:
     async def _get_once(self, path: str, params: dict[str, str] | None) -> dict[str, Any]:
         await self.limiter.acquire()
         self.calls += 1
-        started = time.perf_counter()
-        try:
-            response = await self._http.get(path, params=params)
-        except httpx.TimeoutException:
-            raise ProviderUnavailable("the provider did not answer in time", path=path) from None
-        except httpx.TransportError as exc:
-            raise ProviderUnavailable(
-                f"cannot reach the provider: {type(exc).__name__}", path=path
-            ) from None
-        log.debug(
-            "GET %s -> %s in %.0f ms",
-            path,
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-            extra={"event": "provider_request", "path": path, "status": response.status_code},
+        return await get_json(
+            self._http, path, params, error_for=parse.error_for, vendor="the provider"
         )
-        if response.status_code != 200:
-            error = parse.error_for(
-                response.status_code,
-                response.content,
-                path=path,
-                retry_after=_retry_after(response.headers.get("Retry-After")),
-            )
-            if isinstance(error, RateLimited | ProviderUnavailable):
-                log.warning(
-                    "%s, will retry",
-                    error,
-                    extra={"event": "provider_retry", "path": path, "status": response.status_code},
-                )
-            raise error
-        return parse.decode(response.content, path=path)
 
     async def _pages(self, path: str, params: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
         """Every page of a paginated endpoint: (path, data) pairs, following ``next_url``."""
@@ -242,16 +214,6 @@ class PolygonClient:
 def _query_count(data: dict[str, Any]) -> int:
     value = data.get("queryCount")
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds form only), capped at 10 minutes."""
-    if not value:
-        return None
-    try:
-        return min(max(float(value), 0.0), 600.0)
-    except ValueError:
-        return None
 
 
 def _follow(next_url: object, *, path: str) -> tuple[str | None, dict[str, str] | None]:

@@ -42,18 +42,6 @@ Endpoint = Literal["range", "grouped"]
 _AGG_FIELDS: Final = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
 
 
-def decode(body: bytes, *, path: str) -> dict[str, Any]:
-    """The JSON object of a response body; anything else is :class:`MalformedResponse`."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        snippet = body[:60].decode("utf-8", "replace").strip()
-        raise MalformedResponse(f"response is not valid JSON: {snippet!r}", path=path) from None
-    if not isinstance(data, dict):
-        raise MalformedResponse("response is not a JSON object", path=path)
-    return data
-
-
 def check_status(data: Mapping[str, Any], *, path: str) -> None:
     """Refuse a 200 whose ``status`` is not a success."""
     status = data.get("status")

@@ -14,8 +14,6 @@ bars read with ``adjusted="splits"``. Yahoo needs no key, so there is nothing se
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import time
 from typing import Any, Final
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -26,8 +24,7 @@ import stamina
 
 from marketdata.errors import ProviderUnavailable, RateLimited
 from marketdata.providers import yahoo_parse as parse
-
-log = logging.getLogger(__name__)
+from marketdata.providers._http import get_json
 
 #: Sent with every request; configurable per client.
 USER_AGENT: Final = "Mozilla/5.0 (compatible; marketdata)"
@@ -108,37 +105,7 @@ class YahooClient:
 
     async def _get_once(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         self.calls += 1
-        started = time.perf_counter()
-        try:
-            response = await self._http.get(path, params=params)
-        except httpx.TimeoutException:
-            raise ProviderUnavailable("Yahoo did not answer in time", path=path) from None
-        except httpx.TransportError as exc:
-            raise ProviderUnavailable(
-                f"cannot reach Yahoo: {type(exc).__name__}", path=path
-            ) from None
-        log.debug(
-            "GET %s -> %s in %.0f ms",
-            path,
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-            extra={"event": "provider_request", "path": path, "status": response.status_code},
-        )
-        if response.status_code != 200:
-            error = parse.error_for(
-                response.status_code,
-                response.content,
-                path=path,
-                retry_after=_retry_after(response.headers.get("Retry-After")),
-            )
-            if isinstance(error, RateLimited | ProviderUnavailable):
-                log.warning(
-                    "%s, will retry",
-                    error,
-                    extra={"event": "provider_retry", "path": path, "status": response.status_code},
-                )
-            raise error
-        return parse.decode(response.content, path=path)
+        return await get_json(self._http, path, params, error_for=parse.error_for, vendor="Yahoo")
 
     # -- endpoints -----------------------------------------------------------------------
 
@@ -171,16 +138,6 @@ class YahooClient:
     async def daily_bars(self, symbol: str, start: dt.date, end: dt.date) -> pl.DataFrame:
         """Split-adjusted bars (``BAR_SCHEMA``; vwap and transactions null) for [start, end]."""
         return (await self.chart(symbol, start, end)).bars
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds form only), capped at 10 minutes."""
-    if not value:
-        return None
-    try:
-        return min(max(float(value), 0.0), 600.0)
-    except ValueError:
-        return None
 
 
 __all__ = ["USER_AGENT", "YahooClient", "period_bounds"]

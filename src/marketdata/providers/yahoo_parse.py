@@ -62,18 +62,6 @@ def yahoo_symbol(symbol: str) -> str:
     return symbol.replace(".", "-")
 
 
-def decode(body: bytes, *, path: str) -> dict[str, Any]:
-    """The JSON object of a response body; anything else is :class:`MalformedResponse`."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        snippet = body[:60].decode("utf-8", "replace").strip()
-        raise MalformedResponse(f"response is not valid JSON: {snippet!r}", path=path) from None
-    if not isinstance(data, dict):
-        raise MalformedResponse("response is not a JSON object", path=path)
-    return data
-
-
 def _vendor_error(data: object) -> tuple[str | None, str | None]:
     """(code, description) of a ``chart.error`` object, if there is one."""
     chart = data.get("chart") if isinstance(data, dict) else None
