@@ -14,6 +14,7 @@ from marketdata.cli._common import err, out, settings_of, with_store
 if TYPE_CHECKING:
     from marketdata.service.quality import SymbolQuality
     from marketdata.storage import Store
+    from marketdata.validation import GapRange
 
 SymbolsArg = Annotated[
     list[str] | None, typer.Argument(help="Only these symbols (default: all).", show_default=False)
@@ -91,34 +92,35 @@ def gaps(
     first = start.date() if start else None
     last = end.date() if end else None
 
-    async def run(store: Store) -> dict[str, list[dict[str, object]]]:
+    async def run(store: Store) -> dict[str, list[GapRange]]:
         found = {s.symbol for s in await store.symbol_statuses(symbols)}
         missing = [s for s in symbols if s not in found]
         if missing:
             raise NotFound(f"no bars stored for {', '.join(missing)}")
-        return {
-            symbol: [
-                {"start": g.start.isoformat(), "end": g.end.isoformat(), "sessions": g.sessions}
-                for g in await symbol_gaps(store, symbol, start=first, end=last)
-            ]
-            for symbol in symbols
-        }
+        return {s: await symbol_gaps(store, s, start=first, end=last) for s in symbols}
 
     result = with_store(settings, run)
     if as_json:
-        out.print_json(json.dumps(result))
+        payload = {
+            symbol: [
+                {"start": g.start.isoformat(), "end": g.end.isoformat(), "sessions": g.sessions}
+                for g in ranges
+            ]
+            for symbol, ranges in result.items()
+        }
+        out.print_json(json.dumps(payload))
         return
     for symbol, ranges in result.items():
-        total = sum(int(str(r["sessions"])) for r in ranges)
         if not ranges:
             out.print(f"[green]{symbol}: no missing sessions[/green]")
             continue
+        total = sum(g.sessions for g in ranges)
         out.print(
             f"[bold]{symbol}[/bold]: {total:,} missing session(s) in {len(ranges):,} range(s)"
         )
-        for r in ranges:
-            span = r["start"] if r["start"] == r["end"] else f"{r['start']} … {r['end']}"
-            out.print(f"  {span}  ({r['sessions']} session(s))")
+        for g in ranges:
+            span = g.start.isoformat() if g.start == g.end else f"{g.start} … {g.end}"
+            out.print(f"  {span}  ({g.sessions} session(s))")
 
 
 def register(app: typer.Typer) -> None:

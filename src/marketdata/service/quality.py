@@ -193,17 +193,13 @@ async def revalidate(
             dividends=await store.read_dividends([symbol]),
             thresholds=thresholds,
         )
-        was = bars.select(*(pl.col(c).alias(f"_was_{c}") for c in _SCORES))
-        diff = pl.concat([result.scores, was], how="horizontal").filter(
-            pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"_was_{c}")) for c in _SCORES)
-        )
-        await store.write_scores(result.scores, log=result.log, at=at)
+        changed = await store.write_scores(result.scores, log=result.log, at=at)
         rules = dict(result.log.group_by("rule").len().sort("rule").iter_rows())
         quality = SymbolQuality(
             symbol=symbol,
             bars=bars.height,
             validated=int(result.scores["validated"].sum()),
-            changed=diff.height,
+            changed=changed,
             rules={str(k): int(v) for k, v in rules.items()},
             gaps=tuple(missing_sessions(bars["date"])),
         )
