@@ -22,6 +22,12 @@ from marketdata.bars import (
     SPLIT_SCHEMA,
     VALUE_COLUMNS,
 )
+from marketdata.storage.jobs import (
+    Checkpoint,
+    RunRecord,
+    StoreLock,
+    WatchEntry,
+)
 
 #: Columns a frame handed to :meth:`Store.upsert_bars` may carry besides the bar columns;
 #: absent ones default to "not validated yet".
@@ -125,13 +131,16 @@ class Store(Protocol):
         source: str,
         at: dt.datetime,
         log: pl.DataFrame | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> UpsertCounts:
         """Write ``frame`` (bar columns, unique (symbol, date)) in one transaction.
 
         When ``frame`` carries scores (``quality``, ``flags``, ``validated``), a stored bar
         whose values are unchanged still takes the new scores (no revision: scores are ours,
         not the vendor's). When ``log`` is given (:data:`LOG_SCHEMA`), it replaces the
-        ``validation_log`` rows of every (symbol, date) in ``frame``.
+        ``validation_log`` rows of every (symbol, date) in ``frame``. A ``checkpoint`` is
+        applied in the same transaction (see :meth:`save_progress`), with each symbol's
+        inserted/updated/unchanged counts from this write added to its run row.
         """
         ...
 
@@ -206,6 +215,90 @@ class Store(Protocol):
 
     async def has_source(self, source: str) -> bool:
         """Whether any symbol's latest write came from ``source`` (reads the status table)."""
+        ...
+
+    # -- watchlist, backfill runs, service state, claims, locks ------------------------------
+
+    async def watchlist(self) -> list[WatchEntry]:
+        """Every row of the watchlist (active or not), ordered by symbol."""
+        ...
+
+    async def save_watch(self, entries: Sequence[WatchEntry]) -> None:
+        """Insert or update rows: ``active``, ``origin``, ``years`` and ``added_at`` are set;
+        ``checked_from`` and ``actions_checked`` of an existing row are kept."""
+        ...
+
+    async def mark_actions_checked(self, symbols: Sequence[str], day: dt.date) -> None:
+        """Record that splits and dividends of ``symbols`` were fetched up to ``day``."""
+        ...
+
+    async def create_run(
+        self,
+        *,
+        trigger: str,
+        provider: str,
+        at: dt.datetime,
+        symbols: Sequence[tuple[str, dt.date | None, dt.date | None]],
+        message: str | None = None,
+    ) -> int:
+        """Start a run (status ``running``) with one ``pending`` row per (symbol, start, end);
+        its id."""
+        ...
+
+    async def save_progress(self, checkpoint: Checkpoint, *, at: dt.datetime) -> None:
+        """Apply a checkpoint that comes with no bars, in one transaction.
+
+        Adds ``calls``/``errors`` to the run; per symbol, moves ``checkpoint`` forward to
+        ``through`` (never back), adds ``calls``, sets ``status``/``error`` when given, lowers
+        the watchlist's ``checked_from`` to the given one (never raises it), and stamps
+        ``symbol_status.last_fetch`` (success) or ``last_error`` (failure) where that row exists.
+        """
+        ...
+
+    async def finish_run(
+        self, run_id: int, *, status: str, at: dt.datetime, message: str | None = None
+    ) -> None:
+        """End a run; its symbols still ``pending``/``running`` become ``interrupted``."""
+        ...
+
+    async def mark_interrupted(self, *, at: dt.datetime, message: str) -> list[int]:
+        """End every ``running`` run as ``interrupted`` (the caller holds the backfill lock, so
+        they are dead); their ids."""
+        ...
+
+    async def read_run(self, run_id: int) -> RunRecord | None:
+        """One run with its symbols (by symbol), or None."""
+        ...
+
+    async def list_runs(self, *, limit: int = 20, trigger: str | None = None) -> list[RunRecord]:
+        """The latest runs, newest first, without their symbols."""
+        ...
+
+    async def get_state(self, key: str) -> str | None:
+        """A stored service-state value."""
+        ...
+
+    async def set_state(self, key: str, value: str | None, *, at: dt.datetime) -> None:
+        """Store (or with None, delete) a service-state value."""
+        ...
+
+    async def claim(
+        self, job: str, fire_time: dt.datetime, *, holder: str, at: dt.datetime
+    ) -> bool:
+        """Claim one firing of a scheduled job; True for exactly one caller per (job, fire_time)."""
+        ...
+
+    async def last_claim(self, job: str) -> dt.datetime | None:
+        """The latest fire time of ``job`` that was claimed."""
+        ...
+
+    async def acquire_lock(self, name: str, *, holder: str, ttl: float = 60.0) -> StoreLock | None:
+        """Take the named lock, or None if someone alive holds it.
+
+        PostgreSQL: a session advisory lock on a dedicated connection (freed if the process
+        dies). SQLite: a lease row renewed every ``ttl / 3`` seconds, taken over when it expired
+        or its holder's process on this host is gone.
+        """
         ...
 
     async def ping(self) -> None:

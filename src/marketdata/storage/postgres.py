@@ -40,13 +40,12 @@ from marketdata.storage.base import (
     prepare_write,
     status_deltas,
 )
+from marketdata.storage.jobs import Checkpoint, written_by_symbol
+from marketdata.storage.postgres_jobs import WRITE_LOCK as _WRITE_LOCK
+from marketdata.storage.postgres_jobs import PostgresJobs
 from marketdata.storage.urls import DatabaseUrl
 
 log = logging.getLogger(__name__)
-
-#: Every writer takes this transaction-level advisory lock: one writer at a time keeps the
-#: stored-span check, revisions and status counters exact.
-_WRITE_LOCK = 0x6D6B7464  # "mktd"
 
 _BAR_COLUMNS = (
     "symbol, date, open, high, low, close, volume, vwap, transactions, "
@@ -107,7 +106,7 @@ d AS (
   FROM chg GROUP BY symbol
 ),
 st AS ({_STATUS_UPSERT.format(rows="d AS d")})
-SELECT COALESCE(SUM(inserted), 0), COALESCE(SUM(updated), 0) FROM d
+SELECT symbol, inserted, updated FROM d
 """  # constants only; values are bound parameters
 
 # Copies staged scores (from _stage or _scores) onto stored bars whose scores differ, and
@@ -203,12 +202,13 @@ def _decode_copy(data: bytes, dtype: np.dtype = _READ_DTYPE) -> np.ndarray:
     return np.frombuffer(body, dtype=dtype)
 
 
-class PostgresStore:
+class PostgresStore(PostgresJobs):
     """A :class:`~marketdata.storage.base.Store` in a PostgreSQL database."""
 
     backend = "postgresql"
 
     def __init__(self, db: DatabaseUrl, pool: AsyncConnectionPool) -> None:
+        super().__init__()
         self._db = db
         self._pool = pool
 
@@ -245,9 +245,12 @@ class PostgresStore:
         source: str,
         at: dt.datetime,
         log: pl.DataFrame | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> UpsertCounts:
         """Write ``frame`` in one transaction; see :class:`~marketdata.storage.base.Store`."""
         if frame.is_empty():
+            if checkpoint is not None:
+                await self.save_progress(checkpoint, at=at)
             return UpsertCounts()
         scored = has_scores(frame)
         prepared = prepare_write(frame, source=source, at=at)
@@ -261,6 +264,9 @@ class PostgresStore:
                     await self._apply_status(conn, status_deltas(prepared), at, source)
                     if log is not None:
                         await self._copy_log(conn, log, at)
+                    if checkpoint is not None:
+                        counts = written_by_symbol(prepared)
+                        await self._apply_checkpoint(conn, checkpoint, at, counts)
                     return UpsertCounts(inserted=prepared.height)
                 await conn.execute(
                     "CREATE TEMP TABLE IF NOT EXISTS _stage "
@@ -280,14 +286,18 @@ class PostgresStore:
                         "hi": prepared["date"].max(),
                     },
                 )
-                row = await cur.fetchone()
+                changed = {r[0]: (int(r[1]), int(r[2])) for r in await cur.fetchall()}
                 if scored:
                     await conn.execute(_APPLY_SCORES.format(table="_stage"), {"at": at})
                 if log is not None:
                     await self._replace_log(conn, "_stage", log, at)
+                if checkpoint is not None:
+                    counts = written_by_symbol(prepared, changed)
+                    await self._apply_checkpoint(conn, checkpoint, at, counts)
         except psycopg.Error as exc:
             raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
-        inserted, updated = (int(row[0]), int(row[1])) if row else (0, 0)
+        inserted = sum(i for i, _ in changed.values())
+        updated = sum(u for _, u in changed.values())
         return UpsertCounts(
             inserted=inserted, updated=updated, unchanged=prepared.height - inserted - updated
         )
@@ -638,8 +648,11 @@ class PostgresStore:
         await self._fetch("SELECT 1", {})
 
     async def aclose(self) -> None:
-        """Close the pool."""
-        await self._pool.close()
+        """Release held locks, then close the pool."""
+        try:
+            await self._release_locks()
+        finally:
+            await self._pool.close()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -63,6 +63,10 @@ symbols = sa.Table(
     sa.Column("symbol", sa.Text, primary_key=True),
     sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("origin", sa.Text, nullable=False, server_default="user", comment="config|user"),
+    sa.Column("years", sa.Integer, nullable=True, comment="history wanted; null = the default"),
+    sa.Column("checked_from", sa.Date, nullable=True, comment="vendor asked back to here"),
+    sa.Column("actions_checked", sa.Date, nullable=True, comment="splits/dividends fetched to"),
 )
 
 #: Per-symbol summary, maintained on every write so that status reads never scan ``bars``.
@@ -103,7 +107,9 @@ backfill_runs = sa.Table(
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("status", sa.Text, nullable=False, comment="running|succeeded|failed|interrupted"),
+    sa.Column(
+        "status", sa.Text, nullable=False, comment="running|succeeded|partial|failed|interrupted"
+    ),
     sa.Column("trigger", sa.Text, nullable=False, comment="manual|scheduled|api"),
     sa.Column("provider", sa.Text, nullable=False),
     sa.Column("calls", sa.Integer, nullable=False, server_default=sa.text("0")),
@@ -112,6 +118,7 @@ backfill_runs = sa.Table(
     sa.Column("unchanged", sa.BigInteger, nullable=False, server_default=sa.text("0")),
     sa.Column("errors", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("message", sa.Text, nullable=True),
+    sa.Index("backfill_runs_started", "started_at"),
 )
 
 #: Per-symbol progress of a backfill run; ``checkpoint`` is the last session written.
@@ -167,4 +174,37 @@ dividends = sa.Table(
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint("symbol", "ex_dividend_date", "dividend_type", name="dividends_pkey"),
+)
+
+#: Small named values the service keeps between runs (e.g. when a job last succeeded).
+service_state = sa.Table(
+    "service_state",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: Named locks on SQLite: a lease renewed by its holder, taken over once it expires or its
+#: process is gone. PostgreSQL uses session advisory locks instead (the table stays empty).
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("holder", sa.Text, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: One row per firing of a scheduled job: the primary key lets exactly one process claim it.
+job_claims = sa.Table(
+    "job_claims",
+    metadata,
+    sa.Column("job", sa.Text, nullable=False),
+    sa.Column("fire_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("holder", sa.Text, nullable=False),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("job", "fire_time", name="job_claims_pkey"),
 )

@@ -37,6 +37,8 @@ from marketdata.storage.base import (
     prepare_write,
     status_deltas,
 )
+from marketdata.storage.jobs import Checkpoint, written_by_symbol
+from marketdata.storage.sqlite_jobs import SQLiteJobs
 
 T = TypeVar("T")
 
@@ -94,12 +96,13 @@ def _rows(frame: pl.DataFrame) -> Iterator[tuple[Any, ...]]:
     ).iter_rows(buffer_size=4096)
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteJobs):
     """A :class:`~marketdata.storage.base.Store` in one SQLite file."""
 
     backend = "sqlite"
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self._path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="marketdata-sqlite")
         self._conn: sqlite3.Connection | None = None
@@ -158,14 +161,17 @@ class SQLiteStore:
         source: str,
         at: dt.datetime,
         log: pl.DataFrame | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> UpsertCounts:
         """Write ``frame`` in one transaction; see :class:`~marketdata.storage.base.Store`."""
         if frame.is_empty():
+            if checkpoint is not None:
+                await self.save_progress(checkpoint, at=at)
             return UpsertCounts()
         scored = has_scores(frame)
         prepared = prepare_write(frame, source=source, at=at)
         log = prepare_log(log) if log is not None else None
-        return await self._run(self._upsert, prepared, source, at, scored, log)
+        return await self._run(self._upsert, prepared, source, at, scored, log, checkpoint)
 
     def _upsert(
         self,
@@ -174,17 +180,19 @@ class SQLiteStore:
         at: dt.datetime,
         scored: bool,
         log: pl.DataFrame | None,
+        checkpoint: Checkpoint | None = None,
     ) -> UpsertCounts:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
             stored = self._spans(db, frame["symbol"].unique().to_list())
+            changed: dict[str, tuple[int, int]] | None = None  # None: all rows inserted
             if disjoint_from_stored(frame, stored):
                 counts = self._insert_only(db, frame, at)
                 if log is not None:
                     self._insert_log(db, log, at)
             else:
-                counts = self._merge(db, frame, source, at)
+                counts, changed = self._merge(db, frame, source, at)
                 if scored or log is not None:
                     self._stage_scores(db, frame)
                     if scored:
@@ -192,6 +200,8 @@ class SQLiteStore:
                     if log is not None:
                         self._replace_log(db, log, at)
                 db.execute("DELETE FROM _stage")
+            if checkpoint is not None:
+                self._apply_checkpoint(db, checkpoint, at, written_by_symbol(frame, changed))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -229,7 +239,8 @@ class SQLiteStore:
 
     def _merge(
         self, db: sqlite3.Connection, frame: pl.DataFrame, source: str, at: dt.datetime
-    ) -> UpsertCounts:
+    ) -> tuple[UpsertCounts, dict[str, tuple[int, int]]]:
+        """Merge ``frame`` through ``_stage``; the counts, and (inserted, updated) per symbol."""
         db.execute("CREATE TEMP TABLE IF NOT EXISTS _stage AS SELECT * FROM bars WHERE 0")
         db.execute("DELETE FROM _stage")
         db.executemany(
@@ -283,9 +294,10 @@ class SQLiteStore:
             orient="row",
         ).with_columns(pl.col("first_date", "last_date").str.to_date("%Y-%m-%d"))
         self._apply_status(db, status, at, source)
-        return UpsertCounts(
+        counts = UpsertCounts(
             inserted=inserted, updated=updated, unchanged=frame.height - inserted - updated
         )
+        return counts, {d[0]: (int(d[3]), int(d[4])) for d in deltas}
 
     @staticmethod
     def _apply_status(
@@ -667,10 +679,13 @@ class SQLiteStore:
         await self._run(self._fetch, "SELECT 1", [])
 
     async def aclose(self) -> None:
-        """Close the connection and stop the worker thread."""
+        """Release held leases, close the connection and stop the worker thread."""
         if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+            try:
+                await self._release_locks()
+            finally:
+                conn, self._conn = self._conn, None
+                await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
         self._executor.shutdown(wait=True)
 
 
