@@ -11,6 +11,7 @@ message and an exit code or HTTP status. Messages never carry secrets.
     ├── InputError             a file or argument cannot be used as given
     │   └── DataRejected           rows failed parsing and --strict forbids writing
     ├── NotFound               the thing asked for does not exist
+    ├── Conflict               it cannot run now (another backfill holds the lock)
     └── ProviderError          the market-data vendor failed or refused (carries the URL path)
         ├── AuthenticationFailed   401: the API key is missing or unknown
         ├── PlanNotEntitled        403: the plan does not include this data
@@ -62,6 +63,10 @@ class DataRejected(InputError):
 
 class NotFound(MarketDataError):
     """Not found."""
+
+
+class Conflict(MarketDataError):
+    """The operation cannot run now (e.g. another backfill is running)."""
 
 
 class ProviderError(MarketDataError):

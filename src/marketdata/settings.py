@@ -8,7 +8,7 @@ also come from a ``.env`` file in the working directory. Nothing else in marketd
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AliasChoices,
@@ -18,7 +18,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from marketdata.crontab import parse_crontab
+from marketdata.errors import InputError
+from marketdata.symbols import DEFAULT_SYMBOLS, normalize_symbols, parse_symbol_list
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -104,6 +108,75 @@ class Settings(BaseSettings):
         default="https://query2.finance.yahoo.com",
         description="Base URL of Yahoo Finance's chart API, used by `marketdata verify`.",
     )
+
+    symbols: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=DEFAULT_SYMBOLS,
+        description=(
+            "The default watchlist, comma-separated (e.g. AAPL,MSFT,BRK.B); "
+            "`marketdata symbols add/remove` changes it on top of this."
+        ),
+    )
+    backfill_years: int = Field(
+        default=5,
+        ge=1,
+        le=60,
+        description="Years of history a watched symbol gets unless added with --years.",
+    )
+    backfill_overlap: int = Field(
+        default=2,
+        ge=0,
+        le=30,
+        description=(
+            "Sessions before a symbol's last stored bar that each update fetches again, "
+            "to pick up the vendor's corrections."
+        ),
+    )
+    backfill_delay_minutes: int = Field(
+        default=60,
+        ge=0,
+        le=24 * 60,
+        description=(
+            "Minutes after the close before a session counts as complete at the vendor "
+            "(earlier runs stop at the session before)."
+        ),
+    )
+    backfill_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Vendor requests in flight at once (the rate limit still paces them).",
+    )
+    backfill_cron: str = Field(
+        default="0 2 * * *",
+        description="When the daily backfill runs: a crontab expression in UTC (02:00 UTC).",
+    )
+    scheduler: bool = Field(
+        default=True,
+        description="Run the scheduler (daily backfill) inside `marketdata serve`.",
+    )
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _symbol_list(cls, value: object) -> tuple[str, ...]:
+        try:
+            if isinstance(value, str):
+                return tuple(parse_symbol_list(value))
+            if isinstance(value, list | tuple):
+                return tuple(normalize_symbols(str(v) for v in value))
+        except InputError as exc:
+            raise ValueError(f"MARKETDATA_SYMBOLS: {exc}") from None
+        msg = "MARKETDATA_SYMBOLS must be a comma-separated list of symbols"
+        raise ValueError(msg)
+
+    @field_validator("backfill_cron")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        value = " ".join(value.split())
+        try:
+            parse_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"MARKETDATA_BACKFILL_CRON {value!r}: {exc}") from None
+        return value
 
     @field_validator("database_url")
     @classmethod

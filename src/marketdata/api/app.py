@@ -14,7 +14,9 @@ from marketdata import __version__
 from marketdata.api.errors import add_exception_handlers
 from marketdata.api.routes import bars, system
 from marketdata.calendar import last_completed_session
-from marketdata.providers.simulator import DEFAULT_SYMBOLS
+from marketdata.service.periodic import scheduled_jobs
+from marketdata.service.runs import Backfiller, backfiller
+from marketdata.service.scheduler import Scheduler
 from marketdata.service.simulated import SIMULATED_NOTICE, data_mode, seed_if_empty
 from marketdata.settings import Settings
 from marketdata.storage import open_store
@@ -27,6 +29,8 @@ class State(TypedDict):
     """What the lifespan hands to every request (``request.state``)."""
 
     store: Store
+    backfiller: Backfiller
+    scheduler: Scheduler
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -40,14 +44,24 @@ def create_app(settings: Settings) -> FastAPI:
                 now = dt.datetime.now(dt.UTC)
                 await seed_if_empty(
                     store,
-                    symbols=DEFAULT_SYMBOLS,
+                    symbols=settings.symbols,
                     years=5,
                     today=last_completed_session(now),
                     at=now,
                 )
             if await data_mode(store) == "simulated":
                 log.warning(SIMULATED_NOTICE, extra={"event": "serving_simulated_data"})
-            yield {"store": store}
+            runner = backfiller(store, settings)
+            scheduler = Scheduler(store)
+            for job in scheduled_jobs(store, settings):
+                scheduler.add(job)
+            if settings.scheduler and scheduler.jobs:
+                await scheduler.start()
+            try:
+                yield {"store": store, "backfiller": runner, "scheduler": scheduler}
+            finally:
+                await scheduler.shutdown()
+                await runner.aclose()
         finally:
             await store.aclose()
 

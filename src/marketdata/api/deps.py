@@ -6,6 +6,8 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
+from marketdata.service.runs import Backfiller
+from marketdata.service.scheduler import Scheduler
 from marketdata.settings import Settings
 from marketdata.storage.base import Store
 
@@ -15,6 +17,16 @@ def get_store(request: Request) -> Store:
     return cast("Store", request.state.store)
 
 
+def get_scheduler(request: Request) -> Scheduler:
+    """The scheduler of this process (running or not)."""
+    return cast("Scheduler", request.state.scheduler)
+
+
+def get_backfiller(request: Request) -> Backfiller:
+    """Starts and tracks backfill runs for this process."""
+    return cast("Backfiller", request.state.backfiller)
+
+
 def get_settings(request: Request) -> Settings:
     """The settings the app was created with."""
     return cast("Settings", request.app.state.settings)
@@ -22,3 +34,5 @@ def get_settings(request: Request) -> Settings:
 
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+SchedulerDep = Annotated[Scheduler, Depends(get_scheduler)]
+BackfillerDep = Annotated[Backfiller, Depends(get_backfiller)]

@@ -34,6 +34,20 @@ class BarsResponse(BaseModel):
     bars: list[Bar]
 
 
+class BackfillSummary(BaseModel):
+    """A backfill run in brief."""
+
+    id: int
+    status: str = Field(description="running, succeeded, partial, failed or interrupted.")
+    trigger: str = Field(description="manual, scheduled or api.")
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    calls: int = Field(description="Upstream calls made.")
+    inserted: int
+    updated: int
+    errors: int
+
+
 class Health(BaseModel):
     """Liveness and readiness."""
 
@@ -42,7 +56,15 @@ class Health(BaseModel):
     version: str
     database: Literal["ok", "unreachable"]
     database_detail: str | None = None
-    scheduler_running: bool = Field(default=False, description="The daily backfill scheduler.")
+    scheduler_running: bool = Field(
+        default=False, description="Whether this process runs the scheduler (daily backfill)."
+    )
+    last_backfill: BackfillSummary | None = Field(
+        default=None, description="The latest backfill run (by any process)."
+    )
+    next_backfill: dt.datetime | None = Field(
+        default=None, description="When the daily backfill runs next (UTC)."
+    )
     data_mode: Literal["simulated", "real", "empty", "unknown"] = Field(
         default="unknown",
         description="'simulated' while synthetic bars are served (no API key), 'real' otherwise.",

@@ -27,11 +27,12 @@ from rich.progress import (
 )
 
 from marketdata import __version__, logs
-from marketdata.cli import quality, verify
+from marketdata.cli import backfill, quality, verify
 from marketdata.cli._common import EXIT_PARTIAL, err, load_settings, out
 from marketdata.cli._common import settings_of as _settings
 from marketdata.cli._common import with_store as _with_store
 from marketdata.cli.actions import actions_app
+from marketdata.cli.symbols import symbols_app
 from marketdata.errors import InputError, MarketDataError
 from marketdata.storage.urls import DatabaseUrl
 
@@ -482,9 +483,11 @@ def fake_polygon(
 
 # -- commands defined in their own modules ------------------------------------------------------
 
+backfill.register(app)
 quality.register(app)
 verify.register(app)
 app.add_typer(actions_app, name="actions")
+app.add_typer(symbols_app, name="symbols")
 
 
 def main() -> None:

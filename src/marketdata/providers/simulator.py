@@ -29,14 +29,10 @@ import polars as pl
 from marketdata import calendar
 from marketdata.bars import BAR_SCHEMA, DIVIDEND_SCHEMA, MAX_SYMBOL_LENGTH, SPLIT_SCHEMA
 from marketdata.providers._simulation import ORIGIN, History, simulate, timeline
+from marketdata.symbols import DEFAULT_SYMBOLS  # the universe used for "all symbols"
 
 __all__ = ["DEFAULT_SYMBOLS", "ORIGIN", "MarketSimulator", "SyntheticProvider"]
 
-#: The universe :class:`SyntheticProvider` uses when asked for "all symbols".
-DEFAULT_SYMBOLS: Final = (
-    *("AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "JPM"),
-    *("V", "JNJ", "WMT", "PG", "XOM", "UNH", "HD"),
-)
 _ROUND: Final = 256  # cached histories are simulated to a multiple of this many sessions
 _VALUES: Final = ("open", "high", "low", "close", "volume", "vwap", "transactions")
 

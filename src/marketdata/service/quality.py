@@ -22,6 +22,7 @@ import polars as pl
 from marketdata import calendar
 from marketdata.bars import BAR_SCHEMA
 from marketdata.storage.base import Store, UpsertCounts
+from marketdata.storage.jobs import Checkpoint
 from marketdata.validation import (
     DEFAULT_THRESHOLDS,
     Flag,
@@ -52,13 +53,17 @@ async def write_bars(
     source: str,
     at: dt.datetime,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    checkpoint: Checkpoint | None = None,
 ) -> UpsertCounts:
     """Validate ``frame`` in the context of stored bars, write it scored, refresh gap counts.
 
     A (symbol, date) repeated in ``frame`` keeps its last row, flagged ``duplicate_date``. Rows
     whose prices or volume are not finite numbers cannot be stored and are skipped (logged).
+    A ``checkpoint`` is saved in the same transaction as the bars (even when none are left).
     """
     if frame.is_empty():
+        if checkpoint is not None:
+            await store.save_progress(checkpoint, at=at)
         return UpsertCounts()
     bars = frame.select(_BAR_COLUMNS)
     bad = bars.filter(~_FINITE)
@@ -71,6 +76,10 @@ async def write_bars(
             extra={"event": "bars_skipped", "count": bad.height},
         )
         bars = bars.filter(_FINITE)
+        if bars.is_empty():
+            if checkpoint is not None:
+                await store.save_progress(checkpoint, at=at)
+            return UpsertCounts()
     symbols = bars["symbol"].unique().sort().to_list()
     stored = {s.symbol for s in await store.symbol_statuses(symbols) if s.bar_count}
     spans = (
@@ -102,7 +111,9 @@ async def write_bars(
         fresh_log = fresh_log.unique(maintain_order=True)
     if old.height:
         fresh_log = fresh_log.join(fresh.select(_KEY), on=_KEY, how="semi")
-    counts = await store.upsert_bars(fresh.drop("_new"), source=source, at=at, log=fresh_log)
+    counts = await store.upsert_bars(
+        fresh.drop("_new"), source=source, at=at, log=fresh_log, checkpoint=checkpoint
+    )
 
     # Stored bars after the first new bar of their symbol may score differently now.
     if not context.is_empty():

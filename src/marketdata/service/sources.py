@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Literal
 
 from marketdata import calendar
@@ -14,11 +15,16 @@ ProviderName = Literal["polygon", "synthetic"]
 
 
 def open_provider(
-    settings: Settings, name: ProviderName | None = None, *, now: dt.datetime | None = None
+    settings: Settings,
+    name: ProviderName | None = None,
+    *,
+    now: dt.datetime | None = None,
+    universe: Sequence[str] = (),
 ) -> Provider:
     """The provider called ``name``; by default Polygon when a key is set, else the simulator.
 
-    The simulator's data ends at the last session completed at ``now`` (default: the clock).
+    The simulator's data ends at the last session completed at ``now`` (default: the clock);
+    its "all symbols" (grouped bars) are the default watchlist plus ``universe``.
 
     Asking for ``polygon`` without ``POLYGON_API_KEY`` is a :class:`ConfigError`.
     """
@@ -27,7 +33,8 @@ def open_provider(
         from marketdata.providers.simulator import SyntheticProvider
 
         at = now or dt.datetime.now(dt.UTC)
-        return SyntheticProvider(today=calendar.last_completed_session(at))
+        names = tuple(dict.fromkeys((*settings.symbols, *universe)))
+        return SyntheticProvider(today=calendar.last_completed_session(at), universe=names)
     if settings.polygon_api_key is None:
         msg = "the polygon provider needs an API key: set POLYGON_API_KEY (or MASSIVE_API_KEY)"
         raise ConfigError(msg)

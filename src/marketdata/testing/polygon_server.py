@@ -16,6 +16,7 @@ import json
 import math
 import random
 import secrets
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -86,6 +87,8 @@ class Faults:
     v1_reference: bool = True  # False: /stocks/v1/* answer 404 (older deployments)
     status_text: str = "OK"  # "DELAYED" is also a success
     next_url_host: str | None = None  # host in next_url (None: this server's own)
+    hold_after: int | None = None  # data requests after the first N wait until ``release``
+    release: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -157,6 +160,8 @@ class FakePolygon:
         self.config = config or FakePolygonConfig()
         self.simulator = MarketSimulator(seed=self.config.seed)
         self.requests: list[RecordedRequest] = []
+        self._arrived = threading.Condition()
+        self._data_requests = 0
         self._recent: deque[float] = deque()
         self._random = random.Random(self.config.seed)  # noqa: S311  # fault injection, not crypto
         self.yahoo = YahooChart(self.simulator, self.config)  # /v8/finance/chart, same market
@@ -175,6 +180,15 @@ class FakePolygon:
             ]
         )
         self.app.add_middleware(_Recorder, owner=self)
+
+    def wait_for_requests(self, count: int, *, timeout: float = 60.0) -> bool:
+        """Block until ``count`` requests have arrived (False on timeout)."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: len(self.requests) >= count, timeout=timeout)
+
+    def _notify(self) -> None:
+        with self._arrived:
+            self._arrived.notify_all()
 
     @property
     def faults(self) -> Faults:
@@ -195,6 +209,9 @@ class FakePolygon:
         if self.config.api_key is not None and key != self.config.api_key:
             return _error(401, "Unknown API Key")
         faults = self.faults
+        self._data_requests += 1
+        if faults.hold_after is not None and self._data_requests > faults.hold_after:
+            await asyncio.to_thread(faults.release.wait)  # until the test releases it
         if faults.slow_seconds:
             await asyncio.sleep(faults.slow_seconds)
         if self._throttled(faults):
@@ -528,6 +545,7 @@ class _Recorder:
             authorization=headers.get(b"authorization", b"").decode() or None,
         )
         self.owner.requests.append(record)
+        self.owner._notify()  # the middleware is part of the server
 
         async def capture(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":

@@ -9,9 +9,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from marketdata import __version__
-from marketdata.api.deps import StoreDep
-from marketdata.api.schemas import Health, Root
+from marketdata.api.deps import SchedulerDep, StoreDep
+from marketdata.api.schemas import BackfillSummary, Health, Root
 from marketdata.errors import StorageError
+from marketdata.service.scheduler import BACKFILL_JOB
 from marketdata.service.simulated import SIMULATED_NOTICE, data_mode
 
 DataModeName = Literal["simulated", "real", "empty", "unknown"]
@@ -24,14 +25,21 @@ router = APIRouter(tags=["system"])
     response_model=Health,
     responses={503: {"model": Health, "description": "The database does not answer."}},
 )
-async def health(store: StoreDep) -> JSONResponse:
+async def health(store: StoreDep, scheduler: SchedulerDep) -> JSONResponse:
     """Liveness and readiness: 200 when the database answers, 503 naming what failed."""
     detail: str | None = None
     mode: DataModeName = "unknown"
+    last: BackfillSummary | None = None
+    next_run: dt.datetime | None = None
     try:
         await store.ping()
         database = "ok"
         mode = await data_mode(store)
+        runs = await store.list_runs(limit=1)
+        if runs:
+            last = BackfillSummary.model_validate(runs[0], from_attributes=True)
+        job = (await scheduler.info()).job(BACKFILL_JOB)
+        next_run = job.next_run if job else None
     except StorageError as exc:
         database, detail = "unreachable", str(exc)
     body = Health(
@@ -40,6 +48,9 @@ async def health(store: StoreDep) -> JSONResponse:
         version=__version__,
         database=database,
         database_detail=detail,
+        scheduler_running=scheduler.running,
+        last_backfill=last,
+        next_backfill=next_run,
         data_mode=mode,
         notice=SIMULATED_NOTICE if mode == "simulated" else None,
     )

@@ -1,0 +1,377 @@
+"""Backfill runs from start to finish: one at a time, recorded, recoverable, observable.
+
+A run takes the database's ``backfill`` lock first (a PostgreSQL advisory lock, or a lease row
+in SQLite), so two processes, workers or machines never backfill the same database at once.
+Holding the lock, it marks runs left ``running`` by a dead process as ``interrupted`` and
+re-scores what they were writing, plans from what is stored, records the run with one row per
+symbol, refreshes the symbols' corporate actions (only what is new since the last refresh),
+executes the plan, and ends the run ``succeeded``, ``partial``, ``failed`` or ``interrupted``.
+
+:class:`Backfiller` is what the CLI, the scheduler and the REST API use: :meth:`Backfiller.run`
+waits for the run, :meth:`Backfiller.trigger` starts it in the background and returns its id;
+:func:`run_progress` and :func:`run_history` read runs back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from marketdata.errors import (
+    AuthenticationFailed,
+    ConfigError,
+    Conflict,
+    MarketDataError,
+    NotFound,
+)
+from marketdata.providers.base import Provider
+from marketdata.service.actions import fetch_actions
+from marketdata.service.backfill import (
+    Execution,
+    Options,
+    Prepared,
+    Progress,
+    Strategy,
+    Target,
+    prepare,
+)
+from marketdata.service.quality import refresh_gap_counts, revalidate
+from marketdata.service.simulated import SYNTHETIC, data_mode
+from marketdata.service.sources import ProviderName, open_provider
+from marketdata.service.watchlist import Watchlist, watched
+from marketdata.settings import Settings
+from marketdata.storage.base import Store
+from marketdata.storage.jobs import Checkpoint, RunRecord, StoreLock
+
+log = logging.getLogger(__name__)
+
+#: The lock every backfill holds while it runs.
+LOCK = "backfill"
+#: Corporate actions are fetched again from this many days before the last refresh, to catch
+#: late reports.
+ACTIONS_SLACK = dt.timedelta(days=30)
+
+#: Opens the provider for a run, given the symbols it will fetch.
+ProviderFactory = Callable[[Sequence[str]], Provider]
+
+
+def holder_id() -> str:
+    """Who holds a lock: host, process and a random part (unique per call)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """How a run ended."""
+
+    run_id: int
+    status: str
+    progress: Progress
+    prepared: Prepared
+    message: str | None
+    recovered: tuple[int, ...] = ()  # interrupted runs found and closed at the start
+
+
+async def acquire(store: Store, *, holder: str) -> StoreLock:
+    """The backfill lock, or :class:`Conflict` naming the run that holds it."""
+    lock = await store.acquire_lock(LOCK, holder=holder)
+    if lock is not None:
+        return lock
+    running = [r for r in await store.list_runs(limit=5) if r.status == "running"]
+    detail = "a run that is starting"
+    if running:
+        first = running[0]
+        detail = f"run {first.id} ({first.trigger}, started {first.started_at:%Y-%m-%d %H:%M} UTC)"
+    msg = f"another backfill is running: {detail}; wait for it, or watch it with `marketdata runs`"
+    raise Conflict(msg)
+
+
+async def recover(store: Store, *, at: dt.datetime) -> tuple[int, ...]:
+    """Close runs a dead process left ``running`` and re-score the symbols they wrote.
+
+    Bars and checkpoints were written together, so nothing is half-written; but a crash
+    between a write and the re-scoring of the stored bars after it leaves stale scores.
+    """
+    ids = await store.mark_interrupted(
+        at=at, message="interrupted: the process stopped before the run finished"
+    )
+    touched: set[str] = set()
+    for run_id in ids:
+        record = await store.read_run(run_id)
+        if record is not None:
+            touched.update(s.symbol for s in record.symbols if s.checkpoint is not None)
+    if touched:
+        await revalidate(store, sorted(touched), at=at)
+        await refresh_gap_counts(store, sorted(touched))
+    if ids:
+        log.warning(
+            "found %d interrupted backfill run(s): %s",
+            len(ids),
+            ", ".join(map(str, ids)),
+            extra={"event": "backfill_recovered", "runs": list(ids)},
+        )
+    return tuple(ids)
+
+
+class Backfiller:
+    """Starts backfill runs for one store; shared by the CLI, the scheduler and the API."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        config: Watchlist,
+        options: Options,
+        provider_name: str,
+        open_provider: ProviderFactory,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.options = options
+        self.provider_name = provider_name
+        self.open_provider = open_provider
+        self.clock = clock
+        self._tasks: set[asyncio.Task[Outcome]] = set()
+
+    async def plan(self, target: Target) -> Prepared:
+        """The plan a run would execute now (nothing is fetched or written)."""
+        return await prepare(
+            self.store,
+            config=self.config,
+            target=target,
+            provider=self.provider_name,
+            options=self.options,
+            now=self.clock(),
+        )
+
+    async def run(
+        self,
+        target: Target,
+        *,
+        trigger: str = "manual",
+        on_start: Callable[[int, Prepared], None] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> Outcome:
+        """Run a backfill to its end; :class:`Conflict` if one is already running."""
+        started = await self._start(target, trigger=trigger)
+        if on_start is not None:
+            on_start(started[1], started[2])
+        return await self._finish(*started, on_progress=on_progress)
+
+    async def trigger(self, target: Target, *, trigger: str = "api") -> int:
+        """Start a backfill in the background; its run id (:class:`Conflict` if busy)."""
+        started = await self._start(target, trigger=trigger)
+        task = asyncio.create_task(self._finish(*started), name=f"backfill-{started[1]}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return started[1]
+
+    async def aclose(self) -> None:
+        """Stop background runs (they end ``interrupted``)."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def _start(
+        self, target: Target, *, trigger: str
+    ) -> tuple[StoreLock, int, Prepared, tuple[int, ...]]:
+        if self.provider_name == SYNTHETIC and await data_mode(self.store) == "real":
+            msg = (
+                "this database holds real bars, and simulated ones are never mixed in: "
+                "set POLYGON_API_KEY to backfill from Polygon"
+            )
+            raise ConfigError(msg)
+        lock = await acquire(self.store, holder=holder_id())
+        try:
+            now = self.clock()
+            recovered = await recover(self.store, at=now)
+            prepared = await self.plan(target)
+            run_id = await self.store.create_run(
+                trigger=trigger,
+                provider=self.provider_name,
+                at=now,
+                symbols=[(s.symbol, s.start, s.end) for s in prepared.plan.symbols],
+            )
+        except BaseException:
+            await lock.release()
+            raise
+        log.info(
+            "backfill run %d started: %d symbol(s), %d call(s) planned",
+            run_id,
+            len(prepared.plan.symbols),
+            prepared.plan.calls,
+            extra={"event": "backfill_started", "run": run_id, "trigger": trigger},
+        )
+        return lock, run_id, prepared, recovered
+
+    async def _finish(
+        self,
+        lock: StoreLock,
+        run_id: int,
+        prepared: Prepared,
+        recovered: tuple[int, ...],
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> Outcome:
+        now = self.clock()
+        provider: Provider | None = None
+        execution: Execution | None = None
+        status, message = "failed", None
+        try:
+            provider = self.open_provider(prepared.symbols)
+            execution = Execution(
+                self.store,
+                provider,
+                prepared,
+                run_id=run_id,
+                options=self.options,
+                now=now,
+                on_progress=on_progress,
+            )
+            await self._refresh_actions(provider, prepared, execution.progress, now)
+            progress = await execution.run()
+            status = _status(progress)
+            message = "; ".join(progress.notes) or None
+        except asyncio.CancelledError:
+            status, message = "interrupted", "stopped before the end (Ctrl-C or shutdown)"
+            raise
+        except MarketDataError as exc:
+            message = str(exc)
+            raise
+        finally:
+            if execution is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._settle_calls(provider, execution.progress))
+            with contextlib.suppress(Exception):
+                await asyncio.shield(
+                    self.store.finish_run(run_id, status=status, at=self.clock(), message=message)
+                )
+            if provider is not None:
+                with contextlib.suppress(Exception):
+                    await provider.aclose()
+            await asyncio.shield(lock.release())
+            log.info(
+                "backfill run %d ended %s",
+                run_id,
+                status,
+                extra={"event": "backfill_finished", "run": run_id, "status": status},
+            )
+        assert execution is not None  # set before anything could succeed
+        return Outcome(
+            run_id=run_id,
+            status=status,
+            progress=execution.progress,
+            prepared=prepared,
+            message=message,
+            recovered=recovered,
+        )
+
+    async def _refresh_actions(
+        self, provider: Provider, prepared: Prepared, progress: Progress, now: dt.datetime
+    ) -> None:
+        """Fetch splits and dividends of the symbols with work, since their last refresh."""
+        busy = {s.symbol for s in prepared.plan.symbols if s.range_calls or s.grouped_sessions}
+        if not busy:
+            return
+        entries = {w.symbol: w for w in await watched(self.store, self.config, at=now)}
+        groups: dict[dt.date | None, list[str]] = {}
+        for symbol in sorted(busy):
+            entry = entries.get(symbol)
+            checked = entry.actions_checked if entry else None
+            groups.setdefault(checked - ACTIONS_SLACK if checked else None, []).append(symbol)
+        for since, symbols in groups.items():
+            before = getattr(provider, "calls", None)
+            try:
+                await fetch_actions(self.store, provider, symbols, at=now, since=since)
+            except AuthenticationFailed:
+                raise
+            except MarketDataError as exc:
+                progress.notes.append(f"corporate actions not refreshed: {exc}")
+                continue
+            finally:
+                after = getattr(provider, "calls", None)
+                used = after - before if isinstance(after, int) and isinstance(before, int) else 2
+                await self._count_calls(progress, used)
+            await self.store.mark_actions_checked(symbols, prepared.end)
+
+    async def _count_calls(self, progress: Progress, calls: int) -> None:
+        if calls > 0:
+            await self.store.save_progress(
+                Checkpoint(run_id=progress.run_id, calls=calls), at=self.clock()
+            )
+            progress.calls += calls
+
+    async def _settle_calls(self, provider: Provider | None, progress: Progress) -> None:
+        """Count the HTTP requests not counted per request (pages, retries) in the run."""
+        made = getattr(provider, "calls", None)
+        if isinstance(made, int):
+            await self._count_calls(progress, made - progress.calls)
+
+
+def _status(progress: Progress) -> str:
+    if not progress.failures:
+        return "succeeded"
+    if len(progress.failures) >= progress.symbols_total:
+        return "failed"
+    return "partial"
+
+
+async def run_progress(store: Store, run_id: int) -> RunRecord:
+    """One run with its per-symbol progress; :class:`NotFound` for an unknown id."""
+    record = await store.read_run(run_id)
+    if record is None:
+        msg = f"no backfill run {run_id}"
+        raise NotFound(msg)
+    return record
+
+
+async def run_history(store: Store, *, limit: int = 20) -> list[RunRecord]:
+    """The latest runs, newest first."""
+    return await store.list_runs(limit=limit)
+
+
+def backfiller(
+    store: Store,
+    settings: Settings,
+    *,
+    provider: ProviderName | None = None,
+    strategy: Strategy = "auto",
+    clock: Callable[[], dt.datetime] | None = None,
+) -> Backfiller:
+    """A :class:`Backfiller` configured by ``settings``: Polygon when a key is set (or asked
+    for), else the simulator; :class:`~marketdata.errors.ConfigError` for Polygon without a key.
+    """
+    now = clock or (lambda: dt.datetime.now(dt.UTC))
+    name: ProviderName = provider or (
+        "polygon" if settings.polygon_api_key is not None else "synthetic"
+    )
+    if name == "polygon" and settings.polygon_api_key is None:
+        msg = "the polygon provider needs an API key: set POLYGON_API_KEY (or MASSIVE_API_KEY)"
+        raise ConfigError(msg)
+
+    def factory(symbols: Sequence[str]) -> Provider:
+        return open_provider(settings, name, now=now(), universe=symbols)
+
+    return Backfiller(
+        store,
+        config=Watchlist(symbols=settings.symbols, years=settings.backfill_years),
+        options=Options(
+            overlap=settings.backfill_overlap,
+            delay=dt.timedelta(minutes=settings.backfill_delay_minutes),
+            concurrency=settings.backfill_concurrency,
+            strategy=strategy,
+        ),
+        provider_name=name,
+        open_provider=factory,
+        clock=now,
+    )

@@ -1,0 +1,120 @@
+"""``marketdata symbols``, ``backfill``, ``runs`` and ``worker --once`` from the command line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from marketdata import calendar
+from marketdata.testing import FakePolygon, FakePolygonConfig, serve_in_thread
+from tests.integration.test_cli import invoke, run_cli
+from tests.support.polygon import KEY
+
+
+@pytest.fixture
+def live_upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePolygon]:
+    """A fake Polygon whose data ends at the last session completed by the wall clock, with
+    the CLI's environment pointing at it (the CLI plans with the real clock)."""
+    today = calendar.last_completed_session(dt.datetime.now(dt.UTC))
+    server = FakePolygon(FakePolygonConfig(api_key=KEY, today=today))
+    with serve_in_thread(server.app) as url:
+        monkeypatch.setenv("POLYGON_API_KEY", KEY)
+        monkeypatch.setenv("POLYGON_BASE_URL", url)
+        monkeypatch.setenv("POLYGON_CALLS_PER_MINUTE", "0")
+        yield server
+
+
+def test_symbols_list_add_remove(database_url: str) -> None:
+    """The default 15, then one added with its own depth, then one removed (data kept)."""
+    code, out, _ = invoke(database_url, "symbols", "list", "--json")
+    assert code == 0
+    listed = json.loads(out)
+    assert len(listed) == 15
+    assert {e["origin"] for e in listed} == {"config"}
+    code, out, _ = invoke(database_url, "symbols", "add", "amd", "BRK.B", "--years", "2")
+    assert code == 0
+    assert "AMD: watching" in out
+    assert "marketdata backfill" in out
+    code, out, _ = invoke(database_url, "symbols", "remove", "AAPL")
+    assert code == 0
+    assert "AAPL: no longer watching" in out
+    assert "kept" in out
+    listed = {
+        e["symbol"]: e for e in json.loads(invoke(database_url, "symbols", "list", "--json")[1])
+    }
+    assert "AAPL" not in listed
+    assert listed["AMD"]["years"] == 2
+    assert listed["BRK.B"]["origin"] == "user"
+    code, out, _ = invoke(database_url, "symbols", "list")
+    assert "AMD" in out
+    assert "16 symbols" in out
+
+
+def test_symbol_errors_are_one_clear_line(database_url: str) -> None:
+    """A malformed symbol and removing one that is not watched fail with exit 1."""
+    bad = run_cli("--database-url", database_url, "symbols", "add", "AA$")
+    assert bad.returncode == 1
+    assert "invalid symbol 'AA$'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    unknown = run_cli("--database-url", database_url, "symbols", "remove", "ZZZZ")
+    assert unknown.returncode == 1
+    assert "not on the watchlist: ZZZZ" in unknown.stderr
+
+
+def test_dry_run_prints_calls_and_time(database_url: str) -> None:
+    """An empty database, 15 symbols: one range call each plus actions, timed at 5/min."""
+    code, out, _ = invoke(database_url, "backfill", "--dry-run", "--provider", "synthetic")
+    assert code == 0
+    assert "17 call(s)" in out
+    assert "15 per-ticker range" in out
+    assert "At 5 call(s)/minute this takes about 3 min 12 s" in out
+    code, out, _ = invoke(
+        database_url, "backfill", "--dry-run", "--provider", "synthetic", "--json"
+    )
+    plan = json.loads(out)
+    assert plan["calls"] == 17
+    assert plan["range_calls"] == 15
+    assert plan["seconds"] == pytest.approx(16 * 12)
+
+
+def test_backfill_runs_and_reports(database_url: str, live_upstream: FakePolygon) -> None:
+    """A Polygon backfill of two symbols, then nothing left to do, then the run history."""
+    code, out, _ = invoke(database_url, "backfill", "AAPL", "MSFT", "--years", "1")
+    assert code == 0, out
+    assert "succeeded" in out
+    assert "inserted" in out
+    code, out, _ = invoke(database_url, "backfill", "AAPL", "MSFT", "--years", "1", "--dry-run")
+    assert "Nothing to do" in out
+    code, out, _ = invoke(database_url, "runs", "--json")
+    runs = json.loads(out)
+    assert [r["status"] for r in runs] == ["succeeded"]
+    assert runs[0]["inserted"] > 2 * 240
+    code, out, _ = invoke(database_url, "runs", str(runs[0]["id"]), "--json")
+    detail = json.loads(out)
+    assert [s["symbol"] for s in detail["symbols"]] == ["AAPL", "MSFT"]
+    assert {s["status"] for s in detail["symbols"]} == {"done"}
+
+
+def test_partial_failure_exits_3(database_url: str, live_upstream: FakePolygon) -> None:
+    """An unknown ticker fails alone: exit 3, the reason printed, the other symbol written."""
+    code, out, _ = invoke(database_url, "backfill", "AAPL", "ZZZZ", "--years", "1")
+    assert code == 3
+    assert "failed ZZZZ" in out
+    assert "partial" in out
+
+
+def test_backfill_options_are_checked(database_url: str) -> None:
+    """--start with --years, or a start after the end, is a usage error."""
+    both = run_cli(
+        "--database-url", database_url, "backfill", "--start", "2024-01-02", "--years", "2"
+    )
+    assert both.returncode == 1
+    assert "--start or --years" in both.stderr
+    backwards = run_cli(
+        "--database-url", database_url, "backfill", "--start", "2024-02-01", "--end", "2024-01-01"
+    )
+    assert backwards.returncode == 1
+    assert "is after --end" in backwards.stderr
