@@ -157,3 +157,40 @@ def test_kill_nine_then_rerun_equals_an_uninterrupted_run(
         assert got[name].equals(frame), name
     assert got["revisions"].is_empty()
     assert asyncio.run(_runs(database_url)) == ["interrupted"] * 3 + ["succeeded"]
+
+
+async def _last_run(url: str) -> tuple[str, str | None]:
+    store = await open_store(url)
+    try:
+        run = (await store.list_runs(limit=1))[0]
+        return run.status, run.message
+    finally:
+        await store.aclose()
+
+
+def test_ctrl_c_stops_cleanly(market: tuple[FakePolygon, str], tmp_path: Path) -> None:
+    """SIGINT mid-run: exit 130 with a hint, the run ends 'interrupted', the lock is free."""
+    server, url = market
+    database_url = f"sqlite:///{tmp_path / 'md.db'}"
+    env = _env(url, database_url)
+    server.faults.hold_after = len(server.requests) + ACTION_REQUESTS + 1
+    process = _backfill(env, tmp_path)
+    try:
+        assert server.wait_for_requests(ACTION_REQUESTS + 2, timeout=90)
+        process.send_signal(signal.SIGINT)
+        _, errors = process.communicate(timeout=60)
+    finally:
+        server.faults.release.set()
+        server.faults.hold_after = None
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    assert "run `marketdata backfill` again" in errors
+    assert "Traceback" not in errors
+    status, message = asyncio.run(_last_run(database_url))
+    assert status == "interrupted"
+    assert message is not None
+    assert "stopped" in message
+    again = _backfill(env, tmp_path)
+    _, errors = again.communicate(timeout=180)
+    assert again.returncode == 0, errors

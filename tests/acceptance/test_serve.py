@@ -68,5 +68,7 @@ def test_first_run_without_a_key_serves_simulated_data(tmp_path: Path) -> None:
         assert any("SIMULATED DATA" in line for line in stderr)
         health = httpx.get(f"{base}/health", timeout=10).json()
         assert health["data_mode"] == "simulated"
+        assert health["scheduler_running"] is True
+        assert health["next_backfill"].endswith("02:00:00Z")
         body = httpx.get(f"{base}/api/v1/historical/MSFT", timeout=10).json()
         assert body["count"] > 1000

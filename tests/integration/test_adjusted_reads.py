@@ -57,7 +57,7 @@ async def test_split_adjusted_reads_match_the_servers_adjusted_bars(
 @pytest.fixture
 def api(database_url: str) -> TestClient:
     """The API on a database holding AMZN-like raw bars around a 1:20 split (split known)."""
-    settings = Settings(database_url=database_url, simulate=False)
+    settings = Settings(database_url=database_url, simulate=False, scheduler=False)
     client = TestClient(create_app(settings))
     return client
 

@@ -41,7 +41,7 @@ async def seeded(database_url: str) -> str:
 @pytest.fixture
 def client(seeded: str) -> Iterator[TestClient]:
     """An app on the seeded database, lifespan running."""
-    with TestClient(create_app(Settings(database_url=seeded))) as test_client:
+    with TestClient(create_app(Settings(database_url=seeded, scheduler=False))) as test_client:
         yield test_client
 
 
@@ -137,7 +137,7 @@ def test_openapi_documents_the_endpoints(client: TestClient) -> None:
 
 def test_health_is_503_when_the_store_is_gone(database_url: str) -> None:
     """A store that no longer answers turns /health into 503 naming the database."""
-    settings = Settings(database_url=database_url, simulate=False)
+    settings = Settings(database_url=database_url, simulate=False, scheduler=False)
     with TestClient(create_app(settings)) as test_client:
         store = test_client.app_state["store"]
         test_client.portal.call(store.aclose)  # type: ignore[union-attr]
@@ -153,7 +153,9 @@ def test_health_recovers_after_postgres_drops_connections(postgres_session_url: 
     """Killed server connections give one 503, then the pool reconnects and /health is 200."""
     import psycopg
 
-    with TestClient(create_app(Settings(database_url=postgres_session_url))) as test_client:
+    with TestClient(
+        create_app(Settings(database_url=postgres_session_url, scheduler=False))
+    ) as test_client:
         assert test_client.get("/health").status_code == 200
         with psycopg.connect(postgres_session_url, autocommit=True) as admin:
             admin.execute(

@@ -10,11 +10,11 @@ import pytest
 import stamina
 
 from marketdata import calendar
-from marketdata.errors import ConfigError, Conflict
+from marketdata.errors import ConfigError, Conflict, NotFound
 from marketdata.providers.simulator import MarketSimulator
 from marketdata.service.backfill import PLAN_DAYS_KEY, Target
 from marketdata.service.quality import write_bars
-from marketdata.service.runs import Backfiller, backfiller
+from marketdata.service.runs import Backfiller, backfiller, run_history, run_progress
 from marketdata.service.simulated import SYNTHETIC, seed_if_empty
 from marketdata.settings import Settings
 from marketdata.storage import Store
@@ -239,3 +239,55 @@ async def test_progress_is_reported_per_request(store: Store, upstream: Upstream
     assert seen[-1] == (3, 3)
     assert [r for r, _ in seen] == sorted(r for r, _ in seen)
     assert outcome.progress.requests_total == 3
+
+
+async def test_trigger_returns_a_run_id_and_progress_is_readable(
+    store: Store, upstream: Upstream
+) -> None:
+    """The API hook: trigger starts in the background; progress and history read it back."""
+    runner = runner_for(store, upstream, symbols=("AAPL", "MSFT"))
+    run_id = await runner.trigger(Target(years=1))
+    with pytest.raises(Conflict):
+        await runner.trigger(Target(years=1))
+    await runner.join()
+    record = await run_progress(store, run_id)
+    assert (record.status, record.trigger) == ("succeeded", "api")
+    assert [(s.symbol, s.status) for s in record.symbols] == [("AAPL", "done"), ("MSFT", "done")]
+    assert record.inserted == sum(s.inserted for s in record.symbols) > 480
+    assert [r.id for r in await run_history(store)] == [run_id]
+    with pytest.raises(NotFound):
+        await run_progress(store, run_id + 1)
+
+
+@pytest.mark.parametrize(
+    ("now", "calls"),
+    [
+        (dt.datetime(2026, 11, 23, 20, 30, tzinfo=dt.UTC), 0),  # Monday 15:30 New York
+        (dt.datetime(2026, 11, 23, 21, 30, tzinfo=dt.UTC), 0),  # closed, within the delay
+        (dt.datetime(2026, 11, 23, 22, 30, tzinfo=dt.UTC), 2),  # Monday is due: 2 range calls
+    ],
+)
+async def test_nothing_is_due_before_the_close_and_the_vendor_delay(
+    store: Store, upstream: Upstream, now: dt.datetime, calls: int
+) -> None:
+    """Up to Friday: on Monday nothing is planned until the close plus the 60-minute delay."""
+    await runner_for(store, upstream, symbols=("AAPL", "MSFT")).run(Target(years=1))
+    plan = (
+        await runner_for(store, upstream, now=now, symbols=("AAPL", "MSFT")).plan(Target(years=1))
+    ).plan
+    assert plan.calls == calls
+
+
+async def test_when_every_request_fails_the_run_fails(store: Store, upstream: Upstream) -> None:
+    """Retries exhausted on every request: each symbol fails with the reason, status failed."""
+    upstream.server.faults.error_rate = 1.0
+    with stamina.set_testing(True, attempts=2):
+        outcome = await runner_for(store, upstream, symbols=("AAPL", "MSFT")).run(Target(years=1))
+    assert outcome.status == "failed"
+    assert set(outcome.progress.failures) == {"AAPL", "MSFT"}
+    assert all(
+        "provider" in reason or "5" in reason for reason in outcome.progress.failures.values()
+    )
+    record = await store.read_run(outcome.run_id)
+    assert record is not None
+    assert (record.status, record.errors) == ("failed", 2)

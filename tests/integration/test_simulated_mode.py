@@ -85,7 +85,7 @@ async def test_real_bars_replace_simulated_ones_per_symbol(store: Store, tmp_pat
 
 def test_serve_without_key_shows_simulated_data(database_url: str) -> None:
     """No key, empty database: the API serves simulated bars and says so on / and /health."""
-    settings = Settings(database_url=database_url)
+    settings = Settings(database_url=database_url, scheduler=False)
     with TestClient(create_app(settings)) as client:
         health = client.get("/health").json()
         assert health["data_mode"] == "simulated"
@@ -101,7 +101,9 @@ def test_serve_without_key_shows_simulated_data(database_url: str) -> None:
 
 def test_serve_with_key_does_not_simulate(database_url: str) -> None:
     """With a key set, an empty database stays empty (the backfill fills it)."""
-    settings = Settings(database_url=database_url, polygon_api_key=SecretStr("pk_abcdef123456"))
+    settings = Settings(
+        database_url=database_url, polygon_api_key=SecretStr("pk_abcdef123456"), scheduler=False
+    )
     with TestClient(create_app(settings)) as client:
         assert client.get("/health").json()["data_mode"] == "empty"
         assert client.get("/api/v1/historical/AAPL").status_code == 404
@@ -109,7 +111,9 @@ def test_serve_with_key_does_not_simulate(database_url: str) -> None:
 
 async def test_simulation_can_be_switched_off(database_url: str) -> None:
     """MARKETDATA_SIMULATE=false keeps an empty database empty."""
-    with TestClient(create_app(Settings(database_url=database_url, simulate=False))) as client:
+    with TestClient(
+        create_app(Settings(database_url=database_url, simulate=False, scheduler=False))
+    ) as client:
         assert client.get("/health").json()["data_mode"] == "empty"
     store = await open_store(database_url)
     try:

@@ -21,7 +21,7 @@ import pytest
 from marketdata.errors import StorageError
 from marketdata.storage import Store, UpsertCounts, open_store
 from marketdata.storage.jobs import Checkpoint, RunRecord, SymbolProgress, WatchEntry
-from marketdata.storage.sqlite_jobs import Lease, iso_ts
+from marketdata.storage.sqlite_leases import Lease, iso_ts
 from tests.support.databases import truncate_all
 from tests.support.factories import AT, business_days, make_bars
 

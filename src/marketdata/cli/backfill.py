@@ -32,7 +32,7 @@ from marketdata.errors import InputError
 
 if TYPE_CHECKING:
     from marketdata.service.backfill import Prepared
-    from marketdata.service.backfill import Progress as RunProgress
+    from marketdata.service.execution import Progress as RunProgress
     from marketdata.service.runs import Outcome
     from marketdata.storage import Store
     from marketdata.storage.jobs import RunRecord

@@ -47,8 +47,9 @@ def plan_lines(prepared: Prepared, *, calls_per_minute: float) -> list[Any]:
     lines: list[Any] = []
     if prepared.clipped:
         lines.append(
-            f"[yellow]plan window:[/yellow] history before {prepared.window_start} is not in "
-            f"your plan; {len(prepared.clipped)} symbol(s) start there"
+            f"[yellow]plan window:[/yellow] your plan serves about {prepared.window_days:,} "
+            f"days of history; {len(prepared.clipped)} symbol(s) are asked for no more (a "
+            "bigger plan and --start YYYY-MM-DD fetch more)"
         )
     if plan.is_empty:
         lines.append(

@@ -33,15 +33,8 @@ from marketdata.errors import (
 )
 from marketdata.providers.base import Provider
 from marketdata.service.actions import fetch_actions
-from marketdata.service.backfill import (
-    Execution,
-    Options,
-    Prepared,
-    Progress,
-    Strategy,
-    Target,
-    prepare,
-)
+from marketdata.service.backfill import Options, Prepared, Strategy, Target, prepare
+from marketdata.service.execution import Execution, Progress
 from marketdata.service.quality import refresh_gap_counts, revalidate
 from marketdata.service.simulated import SYNTHETIC, data_mode
 from marketdata.service.sources import ProviderName, open_provider
@@ -173,6 +166,11 @@ class Backfiller:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return started[1]
+
+    async def join(self) -> None:
+        """Wait for the runs started by :meth:`trigger` to end."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def aclose(self) -> None:
         """Stop background runs (they end ``interrupted``)."""
