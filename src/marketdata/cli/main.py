@@ -52,14 +52,17 @@ ExportFormat = Literal["csv", "parquet"]
 app = typer.Typer(
     name="marketdata",
     help=(
-        "Own a clean, verified copy of US daily stock bars: import, store (SQLite or "
-        "PostgreSQL), export and serve them.\n\n"
+        "Own a clean, verified copy of US daily stock bars: backfill them from Polygon or "
+        "import files, check, store (SQLite or PostgreSQL), export and serve them.\n\n"
         "Settings come from MARKETDATA_* environment variables or a .env file; see README."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
-    epilog="Exit status: 0 success, 1 error, 2 usage error, 3 import finished with rejected rows.",
+    epilog=(
+        "Exit status: 0 success, 1 error, 2 usage error, 3 finished with problems (rejected "
+        "rows, failed symbols, differences), 130 interrupted."
+    ),
 )
 db_app = typer.Typer(help="Database schema: apply or inspect migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -314,7 +317,9 @@ def status(
         out.print_json(json.dumps(payload))
         return
     if not statuses:
-        out.print("No bars stored yet. Load some with: marketdata import FILE")
+        out.print(
+            "No bars stored yet. Fetch some with `marketdata backfill` or `marketdata import FILE`"
+        )
         return
     out.print(render.status_table(statuses, rules))
     out.print(render.status_totals(statuses, rules))
@@ -365,7 +370,10 @@ def serve(
         int | None, typer.Option(help="Port (default MARKETDATA_PORT, 8000).", show_default=False)
     ] = None,
 ) -> None:
-    """Serve the REST API (docs at /docs)."""
+    """Serve the REST API (docs at /docs) and run the scheduler (the daily backfill).
+
+    Set MARKETDATA_SCHEDULER=false to serve only (e.g. when `marketdata worker` runs apart).
+    """
     import uvicorn  # only this command needs the server
 
     from marketdata.api.app import create_app
