@@ -4,35 +4,22 @@ the database an uninterrupted run produces (both backends)."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
-import pytest
 
-from marketdata import calendar
 from marketdata.storage import Store, open_store
-from marketdata.testing import FakePolygon, FakePolygonConfig, serve_in_thread
-from tests.support.polygon import KEY
+from marketdata.testing import FakePolygon
+from tests.support.polygon import KEY, Upstream
 
 SYMBOLS = "AAPL,MSFT,NVDA,TSLA,JPM"
 #: Requests before the range requests: splits and dividends of the watchlist.
 ACTION_REQUESTS = 2
-
-
-@pytest.fixture
-def market() -> Iterator[tuple[FakePolygon, str]]:
-    """A fake Polygon serving up to the last session the wall clock has completed."""
-    today = calendar.last_completed_session(dt.datetime.now(dt.UTC))
-    server = FakePolygon(FakePolygonConfig(api_key=KEY, today=today))
-    with serve_in_thread(server.app) as url:
-        yield server, url
 
 
 def _env(url: str, database_url: str) -> dict[str, str]:
@@ -122,12 +109,12 @@ async def _runs(url: str) -> list[str]:
 
 
 def test_kill_nine_then_rerun_equals_an_uninterrupted_run(
-    database_url: str, market: tuple[FakePolygon, str], tmp_path: Path
+    database_url: str, market: Upstream, tmp_path: Path
 ) -> None:
     """Killed during the actions refresh, after 2 symbols, after 1 more, then run to the end:
     same bars, scores, log, actions and summaries as one clean run; no revisions; the three
     dead runs are marked interrupted."""
-    server, url = market
+    server, url = market.server, market.url
     reference_url = f"sqlite:///{tmp_path / 'reference.db'}"
     clean = subprocess.run(
         [sys.executable, "-m", "marketdata", "backfill"],
@@ -168,9 +155,9 @@ async def _last_run(url: str) -> tuple[str, str | None]:
         await store.aclose()
 
 
-def test_ctrl_c_stops_cleanly(market: tuple[FakePolygon, str], tmp_path: Path) -> None:
+def test_ctrl_c_stops_cleanly(market: Upstream, tmp_path: Path) -> None:
     """SIGINT mid-run: exit 130 with a hint, the run ends 'interrupted', the lock is free."""
-    server, url = market
+    server, url = market.server, market.url
     database_url = f"sqlite:///{tmp_path / 'md.db'}"
     env = _env(url, database_url)
     server.faults.hold_after = len(server.requests) + ACTION_REQUESTS + 1

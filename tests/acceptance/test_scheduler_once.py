@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from marketdata.storage import open_store
+from tests.support.polygon import KEY, Upstream
 
 
 async def _runs_and_claim(url: str) -> tuple[list[str], dt.datetime | None]:
@@ -22,12 +23,17 @@ async def _runs_and_claim(url: str) -> tuple[list[str], dt.datetime | None]:
         await store.aclose()
 
 
-def test_three_workers_one_trigger_one_run(database_url: str, tmp_path: Path) -> None:
+def test_three_workers_one_trigger_one_run(
+    database_url: str, market: Upstream, tmp_path: Path
+) -> None:
     """`marketdata worker --once` started three times at once: one claims the trigger and
-    runs the backfill, the other two find it claimed."""
+    runs the backfill from Polygon, the other two find it claimed."""
     env = {
         **os.environ,
         "MARKETDATA_DATABASE_URL": database_url,
+        "POLYGON_API_KEY": KEY,
+        "POLYGON_BASE_URL": market.url,
+        "POLYGON_CALLS_PER_MINUTE": "0",
         "MARKETDATA_BACKFILL_CRON": "0 0 1 1 *",  # the same latest trigger for every process
         "MARKETDATA_SYMBOLS": "AAPL,MSFT",
         "MARKETDATA_BACKFILL_YEARS": "1",
@@ -54,5 +60,7 @@ def test_three_workers_one_trigger_one_run(database_url: str, tmp_path: Path) ->
     ]
     runs, claim = asyncio.run(_runs_and_claim(database_url))
     assert runs == ["scheduled:succeeded"]
+    ranges = [r for r in market.server.requests if "/range/" in r.path]
+    assert len(ranges) == 2  # AAPL and MSFT, once each: one backfill ran
     now = dt.datetime.now(dt.UTC)
     assert claim == dt.datetime(now.year, 1, 1, tzinfo=dt.UTC)

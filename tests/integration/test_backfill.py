@@ -12,7 +12,7 @@ import stamina
 from marketdata import calendar
 from marketdata.errors import ConfigError, Conflict, NotFound
 from marketdata.providers.simulator import MarketSimulator
-from marketdata.service.backfill import PLAN_DAYS_KEY, Target
+from marketdata.service.backfill import PLAN_DAYS_KEY, Target, years_before
 from marketdata.service.quality import write_bars
 from marketdata.service.runs import Backfiller, backfiller, run_history, run_progress
 from marketdata.service.simulated import SYNTHETIC, seed_if_empty
@@ -221,12 +221,15 @@ async def test_simulated_provider_never_writes_into_real_data(
 
 
 async def test_corporate_actions_arrive_with_the_bars(store: Store, upstream: Upstream) -> None:
-    """A run stores the symbols' splits and marks the watchlist as refreshed to its end."""
+    """A run stores the symbols' splits over the fetched history and marks the watchlist as
+    refreshed to its end."""
     outcome = await runner_for(store, upstream).run(Target())
     assert outcome.status == "succeeded"
-    served = MarketSimulator(seed=0).splits(list(DEFAULT_SYMBOLS), dt.date(2000, 1, 1), TODAY)
+    start = years_before(TODAY, 5)  # earlier actions change no stored bar: not fetched
+    served = MarketSimulator(seed=0).splits(list(DEFAULT_SYMBOLS), start, TODAY)
     splits = await store.read_splits()
     assert splits.height == served.height > 0
+    assert splits["execution_date"].min() >= start
     assert {e.actions_checked for e in await store.watchlist()} == {TODAY}
 
 

@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-from collections.abc import Iterator
 
 import pytest
 
-from marketdata import calendar
-from marketdata.testing import FakePolygon, FakePolygonConfig, serve_in_thread
+from marketdata.testing import FakePolygon
 from tests.integration.test_cli import invoke, run_cli
-from tests.support.polygon import KEY
+from tests.support.polygon import KEY, Upstream
 
 
 @pytest.fixture
-def live_upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePolygon]:
-    """A fake Polygon whose data ends at the last session completed by the wall clock, with
-    the CLI's environment pointing at it (the CLI plans with the real clock)."""
-    today = calendar.last_completed_session(dt.datetime.now(dt.UTC))
-    server = FakePolygon(FakePolygonConfig(api_key=KEY, today=today))
-    with serve_in_thread(server.app) as url:
-        monkeypatch.setenv("POLYGON_API_KEY", KEY)
-        monkeypatch.setenv("POLYGON_BASE_URL", url)
-        monkeypatch.setenv("POLYGON_CALLS_PER_MINUTE", "0")
-        yield server
+def live_upstream(market: Upstream, monkeypatch: pytest.MonkeyPatch) -> FakePolygon:
+    """The wall-clock fake Polygon, with the CLI's environment pointing at it."""
+    monkeypatch.setenv("POLYGON_API_KEY", KEY)
+    monkeypatch.setenv("POLYGON_BASE_URL", market.url)
+    monkeypatch.setenv("POLYGON_CALLS_PER_MINUTE", "0")
+    return market.server
 
 
 def test_symbols_list_add_remove(database_url: str) -> None:

@@ -205,3 +205,22 @@ async def test_revalidate_reports_rates_rules_and_gaps(store: Store) -> None:
     assert results["BBB"].missing == 1
     assert results["AAA"].rate == 1.0
     assert results["BBB"].bars == results["AAA"].bars - 1
+
+
+async def test_only_symbols_whose_actions_change_are_rescored(store: Store) -> None:
+    """Loading the same actions again re-scores nothing; one new dividend re-scores only its
+    symbol, though the refresh names every symbol."""
+    bars = SIM.bars(SYMBOLS, START, END)
+    await write_bars(store, bars, source="test", at=AT)
+    dividends = SIM.dividends(SYMBOLS, START, END)
+    first = await store_actions(store, dividends=dividends, source="test", at=AT)
+    assert set(first.rescored) == set(dividends["symbol"].to_list())
+    again = await store_actions(store, dividends=dividends, source="test", at=AT)
+    assert again.rescored == ()
+    extra = pl.DataFrame(
+        {"symbol": ["AAA"], "ex_dividend_date": [dt.date(2022, 12, 1)], "cash_amount": [0.5]}
+    )
+    later = await store_actions(
+        store, dividends=pl.concat([dividends, extra], how="diagonal_relaxed"), source="test", at=AT
+    )
+    assert later.rescored == ("AAA",)

@@ -53,3 +53,15 @@ async def client(upstream: Upstream) -> AsyncIterator[PolygonClient]:
         yield polygon
     finally:
         await polygon.aclose()
+
+
+@pytest.fixture
+def market() -> Iterator[Upstream]:
+    """A fake Polygon whose data ends at the last session the wall clock has completed: for
+    subprocesses and CLI runs, which plan with the real clock."""
+    import marketdata.calendar as calendar
+
+    today = calendar.last_completed_session(dt.datetime.now(dt.UTC))
+    server = FakePolygon(FakePolygonConfig(api_key=KEY, today=today))
+    with serve_in_thread(server.app) as url:
+        yield Upstream(server=server, url=url)

@@ -19,7 +19,7 @@ from marketdata.bars import DIVIDEND_SCHEMA, SPLIT_SCHEMA
 from marketdata.errors import InputError
 from marketdata.providers.base import Provider
 from marketdata.service.quality import revalidate
-from marketdata.storage.base import Store
+from marketdata.storage.base import Store, prepare_dividends, prepare_splits
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,12 +44,21 @@ async def store_actions(
     """Store ``splits`` and ``dividends``; re-score the stored bars of symbols they changed."""
     splits = splits if splits is not None else pl.DataFrame(schema=SPLIT_SCHEMA)
     dividends = dividends if dividends is not None else pl.DataFrame(schema=DIVIDEND_SCHEMA)
+    named = sorted(set(splits["symbol"].to_list()) | set(dividends["symbol"].to_list()))
+    # Which symbols' actions really change: only their bars need scoring again.
+    touched_symbols = _changed_symbols(
+        prepare_splits(splits, source=source), await store.read_splits(named), SPLIT_SCHEMA
+    ) | _changed_symbols(
+        prepare_dividends(dividends, source=source),
+        await store.read_dividends(named),
+        DIVIDEND_SCHEMA,
+    )
     split_changes = await store.upsert_splits(splits, source=source, at=at)
     dividend_changes = await store.upsert_dividends(dividends, source=source, at=at)
     touched: list[str] = []
-    if split_changes or dividend_changes:
-        named = set(splits["symbol"].to_list()) | set(dividends["symbol"].to_list())
-        stored = [s.symbol for s in await store.symbol_statuses(sorted(named)) if s.bar_count]
+    if touched_symbols:
+        statuses = await store.symbol_statuses(sorted(touched_symbols))
+        stored = [s.symbol for s in statuses if s.bar_count]
         touched = [q.symbol for q in await revalidate(store, stored, at=at)]
     return ActionsReport(
         splits=splits.height,
@@ -58,6 +67,17 @@ async def store_actions(
         dividends_changed=dividend_changes,
         rescored=tuple(touched),
     )
+
+
+def _changed_symbols(
+    given: pl.DataFrame, stored: pl.DataFrame, schema: dict[str, pl.DataType]
+) -> set[str]:
+    """Symbols with a row in ``given`` that ``stored`` lacks or holds with other values."""
+    columns = list(schema)
+    fresh = given.select(columns).join(
+        stored.select(columns), on=columns, how="anti", nulls_equal=True
+    )
+    return set(fresh["symbol"].to_list())
 
 
 async def fetch_actions(

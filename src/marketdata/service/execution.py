@@ -92,6 +92,7 @@ class Execution:
         self._window_lock = asyncio.Lock()
         self._window: dt.date | None = prepared.window_start
         self._replaced: set[str] = set()
+        self._simulated: bool | None = None  # does the store hold simulated bars at all?
 
     @property
     def run_id(self) -> int:
@@ -266,9 +267,7 @@ class Execution:
         checkpoint = Checkpoint(run_id=self.run_id, calls=calls, symbols=pieces)
         async with self._write_lock:
             if self.provider.name != SYNTHETIC:
-                fresh = [p.symbol for p in pieces if p.symbol not in self._replaced]
-                await replace_synthetic(self.store, fresh)
-                self._replaced.update(fresh)
+                await self._replace_simulated([p.symbol for p in pieces])
             counts = await write_bars(
                 self.store, bars, source=self.provider.name, at=self.now, checkpoint=checkpoint
             )
@@ -277,6 +276,16 @@ class Execution:
         self.progress.requests_done += 1
         self.progress.symbols_done += sum(p.status == "done" for p in pieces)
         self._report()
+
+    async def _replace_simulated(self, symbols: Sequence[str]) -> None:
+        """Purge simulated bars of ``symbols`` before their first real ones (checked once)."""
+        if self._simulated is None:
+            self._simulated = await self.store.has_source(SYNTHETIC)
+        if not self._simulated:
+            return
+        fresh = [s for s in symbols if s not in self._replaced]
+        await replace_synthetic(self.store, fresh)
+        self._replaced.update(fresh)
 
     async def _fail(self, symbols: Sequence[str], reason: str, *, calls: int) -> None:
         fresh = [s for s in symbols if s not in self.progress.failures]

@@ -282,11 +282,18 @@ class Backfiller:
         if not busy:
             return
         entries = {w.symbol: w for w in await watched(self.store, self.config, at=now)}
+        # Symbols refreshed before: since then (minus some slack). The others: since the
+        # first session the plan fetches for them (earlier actions change no stored bar).
         groups: dict[dt.date | None, list[str]] = {}
+        first_needed = min(
+            (s.start for s in prepared.plan.symbols if s.symbol in busy and s.start), default=None
+        )
         for symbol in sorted(busy):
             entry = entries.get(symbol)
             checked = entry.actions_checked if entry else None
-            groups.setdefault(checked - ACTIONS_SLACK if checked else None, []).append(symbol)
+            groups.setdefault(checked - ACTIONS_SLACK if checked else first_needed, []).append(
+                symbol
+            )
         for since, symbols in groups.items():
             before = getattr(provider, "calls", None)
             try:
