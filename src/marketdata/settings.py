@@ -155,6 +155,55 @@ class Settings(BaseSettings):
         description="Run the scheduler (daily backfill) inside `marketdata serve`.",
     )
 
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        default=(),
+        description=(
+            "Keys that may call the API's write endpoints (POST/DELETE), comma-separated; "
+            "sent as X-API-Key or Authorization: Bearer. Empty: writes are refused."
+        ),
+    )
+    require_key_for_reads: bool = Field(
+        default=False, description="Also require an API key for every read endpoint."
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Origins allowed to call the API from a browser (CORS), comma-separated.",
+    )
+    api_max_rows: int = Field(
+        default=10_000,
+        ge=100,
+        le=1_000_000,
+        description="Most bars in one API response; longer results continue with a cursor.",
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _key_list(cls, value: object) -> tuple[str, ...]:
+        if isinstance(value, str):
+            return tuple(k.strip() for k in value.split(",") if k.strip())
+        if isinstance(value, list | tuple):
+            return tuple(
+                (v.get_secret_value() if isinstance(v, SecretStr) else str(v)).strip()
+                for v in value
+                if str(v).strip()
+            )
+        msg = "MARKETDATA_API_KEYS must be a comma-separated list of keys"
+        raise ValueError(msg)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            msg = "MARKETDATA_CORS_ORIGINS must be a comma-separated list of origins"
+            raise ValueError(msg)
+        origins = tuple(str(o).strip().rstrip("/") for o in items if str(o).strip())
+        for origin in origins:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                msg = f"MARKETDATA_CORS_ORIGINS: {origin!r} is not an http(s) origin"
+                raise ValueError(msg)
+        return origins
+
     @field_validator("symbols", mode="before")
     @classmethod
     def _symbol_list(cls, value: object) -> tuple[str, ...]:

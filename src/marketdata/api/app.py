@@ -12,7 +12,9 @@ from fastapi import FastAPI
 
 from marketdata import __version__
 from marketdata.api.errors import add_exception_handlers
-from marketdata.api.routes import bars, system
+from marketdata.api.metrics import install_metrics
+from marketdata.api.routes import bars, polygon, system
+from marketdata.api.security import install_security
 from marketdata.calendar import last_completed_session
 from marketdata.service.periodic import scheduled_jobs
 from marketdata.service.runs import Backfiller, backfiller
@@ -31,6 +33,10 @@ class State(TypedDict):
     store: Store
     backfiller: Backfiller
     scheduler: Scheduler
+
+
+#: Routers of the resources, in the order the docs list them.
+ROUTES = (bars, polygon)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -73,6 +79,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     add_exception_handlers(app)
+    install_security(app, settings)
+    install_metrics(app)
     app.include_router(system.router)
-    app.include_router(bars.router)
+    for module in ROUTES:
+        app.include_router(module.router)
     return app
