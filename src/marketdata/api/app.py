@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from marketdata import __version__
 from marketdata.api.errors import add_exception_handlers
 from marketdata.api.metrics import install_metrics
-from marketdata.api.routes import bars, polygon, system
+from marketdata.api.routes import backfill, bars, polygon, quality, status, symbols, system
 from marketdata.api.security import install_security
 from marketdata.calendar import last_completed_session
 from marketdata.service.periodic import scheduled_jobs
@@ -36,7 +36,7 @@ class State(TypedDict):
 
 
 #: Routers of the resources, in the order the docs list them.
-ROUTES = (bars, polygon)
+ROUTES = (status, bars, symbols, backfill, quality, polygon)
 
 
 def create_app(settings: Settings) -> FastAPI:
