@@ -30,10 +30,10 @@ def _settings(database_url: str, market: Upstream) -> Settings:
         scheduler=False,
         symbols=("AAPL", "MSFT"),
         backfill_years=1,
-        polygon_api_key=KEY,  # type: ignore[arg-type]
+        polygon_api_key=KEY,
         polygon_base_url=market.url,
         polygon_calls_per_minute=0,
-        api_keys=(WRITE_KEY,),  # type: ignore[arg-type]
+        api_keys=(WRITE_KEY,),
     )
 
 
