@@ -58,6 +58,7 @@ def test_import_then_serve_on_default_sqlite(tmp_path: Path) -> None:
             "transactions": 82132,
             "quality": 1.0,
             "validated": True,
+            "flags": [],
         }
     assert (tmp_path / "data" / "marketdata.db").exists()
 

@@ -73,6 +73,7 @@ def test_historical_shape(client: TestClient) -> None:
         "transactions",
         "quality",
         "validated",
+        "flags",
     }
     assert first["date"] == "2024-01-02"
     assert first["validated"] is True

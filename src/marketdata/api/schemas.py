@@ -23,6 +23,9 @@ class Bar(BaseModel):
     transactions: int | None = Field(description="Number of trades, when the source gave one.")
     quality: float | None = Field(description="Quality score 0–1; null until validated.")
     validated: bool = Field(description="True when the bar passed every hard check.")
+    flags: list[str] = Field(
+        default_factory=list, description="Names of the validation rules the bar tripped."
+    )
 
 
 class BarsResponse(BaseModel):
@@ -32,6 +35,9 @@ class BarsResponse(BaseModel):
     adjusted: Literal["none", "splits", "all"] = "splits"
     count: int
     bars: list[Bar]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` to continue; null when this is the end."
+    )
 
 
 class BackfillSummary(BaseModel):

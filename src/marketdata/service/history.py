@@ -23,8 +23,10 @@ async def read_history(
     adjusted: Adjustment = "splits",
     validated_only: bool = False,
     min_quality: float | None = None,
+    as_of: dt.datetime | None = None,
 ) -> pl.DataFrame:
-    """Stored bars of ``symbol`` in [start, end], oldest first, adjusted as asked.
+    """Stored bars of ``symbol`` in [start, end], oldest first, adjusted as asked; with
+    ``as_of``, as the database knew them then (adjusted with today's splits and dividends).
 
     Columns as :data:`~marketdata.storage.base.READ_SCHEMA`. Split factors depend only on
     dates, so a range read is adjusted exactly; a dividend factor needs the close before its
@@ -32,17 +34,30 @@ async def read_history(
     """
     if adjusted == "none":
         return await store.read_bars(
-            symbol, start=start, end=end, validated_only=validated_only, min_quality=min_quality
+            symbol,
+            start=start,
+            end=end,
+            validated_only=validated_only,
+            min_quality=min_quality,
+            as_of=as_of,
         )
     splits = await store.read_splits([symbol])
     dividends = await store.read_dividends([symbol]) if adjusted == "all" else None
     if dividends is None or dividends.is_empty():
         bars = await store.read_bars(
-            symbol, start=start, end=end, validated_only=validated_only, min_quality=min_quality
+            symbol,
+            start=start,
+            end=end,
+            validated_only=validated_only,
+            min_quality=min_quality,
+            as_of=as_of,
         )
         return adjust_bars(bars, splits=splits, adjusted="splits")
     bars = adjust_bars(
-        await store.read_bars(symbol), splits=splits, dividends=dividends, adjusted="all"
+        await store.read_bars(symbol, as_of=as_of),
+        splits=splits,
+        dividends=dividends,
+        adjusted="all",
     )
     keep = pl.lit(True)
     if start is not None:

@@ -197,8 +197,13 @@ class Store(Protocol):
         end: dt.date | None = None,
         validated_only: bool = False,
         min_quality: float | None = None,
+        as_of: dt.datetime | None = None,
     ) -> pl.DataFrame:
-        """Stored bars of ``symbol`` in [start, end], oldest first, as :data:`READ_SCHEMA`."""
+        """Stored bars of ``symbol`` in [start, end], oldest first, as :data:`READ_SCHEMA`.
+
+        With ``as_of``, the bars as this database knew them then (from ``bar_revisions``):
+        bars first written later are absent, bars changed later show their earlier values.
+        """
         ...
 
     async def read_revisions(self, symbol: str) -> pl.DataFrame:

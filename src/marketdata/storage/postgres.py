@@ -152,6 +152,19 @@ ORDER BY q.i, n.date
 
 _LOG_COLUMNS = "symbol, date, rule, severity, value, threshold, logged_at"
 
+# The bars as known at a moment: current rows written by then, and the versions of rows
+# changed later that were current then (from ingested_at until revised_at).
+_AS_OF_COLUMNS = (
+    "symbol, date, open, high, low, close, volume, vwap, transactions, quality, flags, "
+    "validated, ingested_at"
+)
+_AS_OF_SOURCE = (
+    f"(SELECT {_AS_OF_COLUMNS} FROM bars WHERE symbol = %(symbol)s "
+    "AND ingested_at <= %(as_of)s UNION ALL "
+    f"SELECT {_AS_OF_COLUMNS} FROM bar_revisions WHERE symbol = %(symbol)s "
+    "AND ingested_at <= %(as_of)s AND revised_at > %(as_of)s) AS known"
+)
+
 # Reads: every column fixed-width (null flags travel as booleans) so the binary COPY stream
 # is one numpy structured array.
 _READ_COLUMNS = (
@@ -545,10 +558,16 @@ class PostgresStore(PostgresJobs):
         end: dt.date | None = None,
         validated_only: bool = False,
         min_quality: float | None = None,
+        as_of: dt.datetime | None = None,
     ) -> pl.DataFrame:
-        """Bars of ``symbol`` in [start, end], oldest first, via binary COPY."""
+        """Bars of ``symbol`` in [start, end], oldest first (as known at ``as_of``), via
+        binary COPY."""
         where = ["symbol = %(symbol)s"]
         params: dict[str, Any] = {"symbol": symbol}
+        source = "bars"
+        if as_of is not None:
+            source = _AS_OF_SOURCE
+            params["as_of"] = as_of
         if start is not None:
             where.append("date >= %(start)s")
             params["start"] = start
@@ -561,7 +580,7 @@ class PostgresStore(PostgresJobs):
             where.append("quality >= %(min_quality)s")
             params["min_quality"] = min_quality
         sql = (
-            f"COPY (SELECT {_READ_COLUMNS} FROM bars WHERE {' AND '.join(where)} "
+            f"COPY (SELECT {_READ_COLUMNS} FROM {source} WHERE {' AND '.join(where)} "
             "ORDER BY date) TO STDOUT (FORMAT BINARY)"
         )
         rows = _decode_copy(await self._copy_out(sql, params))

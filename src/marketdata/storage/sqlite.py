@@ -62,6 +62,19 @@ _READ_COLUMNS = (
     " ingested_at"
 )
 
+# The bars as known at a moment: current rows written by then, and the versions of rows
+# changed later that were current then (a revision row was current from ingested_at until
+# revised_at).
+_AS_OF_COLUMNS = (
+    "symbol, date, open, high, low, close, volume, vwap, transactions, quality, flags, "
+    "validated, ingested_at"
+)
+_AS_OF_SOURCE = (
+    f"(SELECT {_AS_OF_COLUMNS} FROM bars WHERE symbol = ? AND ingested_at <= ? UNION ALL "
+    f"SELECT {_AS_OF_COLUMNS} FROM bar_revisions WHERE symbol = ? AND ingested_at <= ? "
+    "AND revised_at > ?) AS known"
+)
+
 _STATUS_UPSERT = """
 INSERT INTO symbol_status (symbol, first_date, last_date, bar_count, validated_count,
                            gap_count, updated_at, source)
@@ -582,10 +595,16 @@ class SQLiteStore(SQLiteJobs):
         end: dt.date | None = None,
         validated_only: bool = False,
         min_quality: float | None = None,
+        as_of: dt.datetime | None = None,
     ) -> pl.DataFrame:
-        """Bars of ``symbol`` in [start, end], oldest first."""
-        sql = [f"SELECT {_READ_COLUMNS} FROM bars WHERE symbol = ?"]
-        params: list[Any] = [symbol]
+        """Bars of ``symbol`` in [start, end], oldest first (as known at ``as_of``)."""
+        source, params = "bars", list[Any]()
+        if as_of is not None:
+            stamp = _iso_ts(as_of)
+            source = _AS_OF_SOURCE
+            params = [symbol, stamp, symbol, stamp, stamp]
+        sql = [f"SELECT {_READ_COLUMNS} FROM {source} WHERE symbol = ?"]
+        params.append(symbol)
         if start is not None:
             sql.append("AND date >= ?")
             params.append(start.isoformat())

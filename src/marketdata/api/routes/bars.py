@@ -1,35 +1,163 @@
-"""Historical bars of one symbol."""
+"""``GET /api/v1/historical/{symbol}``: a symbol's daily bars as JSON, CSV or Parquet.
+
+The hot path builds no object per bar: the bars are read as columns, adjusted and flagged
+with polars expressions, and written by polars (JSON, CSV) or Arrow (Parquet). Long results
+continue with a cursor; every answer has an ``ETag`` (a hash of the body), so a client that
+sends ``If-None-Match`` gets ``304 Not Modified`` when nothing changed.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
-from typing import Annotated
+import hashlib
+import io
+import json
+from typing import Annotated, Literal
 
 import polars as pl
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from marketdata.adjust import Adjustment
-from marketdata.api.deps import StoreDep
+from marketdata.api.deps import SettingsDep, StoreDep
 from marketdata.api.schemas import BarsResponse, ErrorBody
-from marketdata.bars import MAX_SYMBOL_LENGTH, VALUE_COLUMNS
+from marketdata.api.security import require_read
+from marketdata.bars import VALUE_COLUMNS
 from marketdata.errors import InputError, NotFound
 from marketdata.service.history import read_history
+from marketdata.symbols import MAX_LENGTH, normalize_symbol
+from marketdata.validation.rules import RULES
 
-router = APIRouter(prefix="/api/v1", tags=["bars"])
+router = APIRouter(prefix="/api/v1", tags=["bars"], dependencies=[Depends(require_read)])
 
-_FIELDS = ("date", *VALUE_COLUMNS, "quality", "validated")
+Format = Literal["json", "csv", "parquet"]
+#: Every field a bar has, in order; ``fields=`` picks a subset (``date`` always comes first).
+FIELDS = ("date", *VALUE_COLUMNS, "quality", "validated", "flags")
+MEDIA_TYPES: dict[str, str] = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "parquet": "application/vnd.apache.parquet",
+}
+_ACCEPTED = {
+    "text/csv": "csv",
+    "application/vnd.apache.parquet": "parquet",
+    "application/x-parquet": "parquet",
+    "application/json": "json",
+}
+#: Dates outside this range cannot be sessions we store; asking for them is a mistake.
+EARLIEST, LATEST = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
+_EXAMPLE = {
+    "symbol": "AAPL",
+    "adjusted": "splits",
+    "count": 1,
+    "bars": [
+        {
+            "date": "2005-04-01",
+            "open": 1.5032,
+            "high": 1.5064,
+            "low": 1.4489,
+            "close": 1.4604,
+            "volume": 642646396.0,
+            "vwap": 1.469,
+            "transactions": 82132,
+            "quality": 1.0,
+            "validated": True,
+            "flags": [],
+        }
+    ],
+    "next_cursor": None,
+}
+
+
+def negotiate(fmt: Format | None, accept: str | None) -> Format:
+    """``format=`` when given, else the first supported type in ``Accept``, else JSON."""
+    if fmt is not None:
+        return fmt
+    for part in (accept or "").split(","):
+        chosen = _ACCEPTED.get(part.split(";")[0].strip().lower())
+        if chosen is not None:
+            return chosen  # type: ignore[return-value]  # a value of _ACCEPTED
+    return "json"
+
+
+def parse_fields(text: str | None) -> list[str]:
+    """The fields asked for (``date`` always first); a clear error for unknown names."""
+    if not text:
+        return list(FIELDS)
+    asked = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = [f for f in asked if f not in FIELDS]
+    if unknown:
+        msg = f"unknown field(s) {', '.join(unknown)}: choose from {', '.join(FIELDS)}"
+        raise InputError(msg)
+    return ["date", *dict.fromkeys(f for f in asked if f != "date")]
+
+
+def encode_cursor(after: dt.date) -> str:
+    """An opaque cursor continuing after ``after``."""
+    return base64.urlsafe_b64encode(json.dumps({"after": after.isoformat()}).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> dt.date:
+    """The date a cursor continues after; :class:`InputError` if it is not one of ours."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4)))
+        return dt.date.fromisoformat(data["after"])
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise InputError("invalid cursor: pass the next_cursor of a previous answer") from None
+
+
+def flag_names() -> pl.Expr:
+    """The names of the rules set in ``flags``, as a list column (no per-bar Python)."""
+    names = [pl.when((pl.col("flags") & rule.flag) != 0).then(pl.lit(rule.name)) for rule in RULES]
+    return pl.concat_list(names).list.drop_nulls().alias("flags")
+
+
+def render(
+    frame: pl.DataFrame, fmt: Format, *, symbol: str, adjusted: str, cursor: str | None
+) -> bytes:
+    """The body in ``fmt`` (``frame`` already holds the chosen columns)."""
+    if fmt == "csv":
+        flat = frame.with_columns(pl.col("flags").list.join("|")) if "flags" in frame else frame
+        return flat.write_csv().encode()
+    if fmt == "parquet":
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer)
+        return buffer.getvalue()
+    rows = frame.write_json() if frame.height else "[]"
+    head = json.dumps({"symbol": symbol, "adjusted": adjusted, "count": frame.height})[:-1]
+    tail = json.dumps(cursor)
+    return f'{head}, "bars": {rows}, "next_cursor": {tail}}}'.encode()
 
 
 @router.get(
     "/historical/{symbol}",
     response_model=BarsResponse,
-    responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    responses={
+        200: {
+            "content": {
+                "application/json": {"example": _EXAMPLE},
+                "text/csv": {"example": "date,open,high,low,close,volume\n2005-04-01,1.5032,…"},
+                "application/vnd.apache.parquet": {"example": "(binary Parquet file)"},
+            },
+            "description": "Bars, oldest first; `next_cursor` continues a long result.",
+        },
+        304: {"description": "Not modified (the `If-None-Match` ETag still matches)."},
+        404: {"model": ErrorBody},
+        422: {"model": ErrorBody},
+    },
 )
 async def historical(
+    request: Request,
     store: StoreDep,
-    symbol: Annotated[str, Path(min_length=1, max_length=MAX_SYMBOL_LENGTH, examples=["AAPL"])],
-    start: Annotated[dt.date | None, Query(description="First session date (inclusive).")] = None,
-    end: Annotated[dt.date | None, Query(description="Last session date (inclusive).")] = None,
+    settings: SettingsDep,
+    symbol: Annotated[str, Path(min_length=1, max_length=MAX_LENGTH, examples=["AAPL"])],
+    start: Annotated[
+        dt.date | None, Query(description="First session date (inclusive; default: the first).")
+    ] = None,
+    end: Annotated[
+        dt.date | None, Query(description="Last session date (inclusive; default: the last).")
+    ] = None,
     validated_only: Annotated[bool, Query(description="Only bars that passed validation.")] = False,
     min_quality: Annotated[
         float | None, Query(ge=0.0, le=1.0, description="Only bars scoring at least this.")
@@ -42,28 +170,77 @@ async def historical(
             "stored. Adjustment uses the stored splits and dividends at the time of the request."
         ),
     ] = "splits",
+    fields: Annotated[
+        str | None,
+        Query(
+            description=f"Comma-separated subset of {', '.join(FIELDS)} (date is always included).",
+            examples=["close,volume"],
+            max_length=200,
+        ),
+    ] = None,
+    format: Annotated[  # the public parameter name
+        Format | None,
+        Query(
+            description="json (default), csv or parquet; without it the Accept header decides "
+            "(text/csv, application/vnd.apache.parquet)."
+        ),
+    ] = None,
+    as_of: Annotated[
+        dt.datetime | None,
+        Query(
+            description="The series as this service knew it then (ISO timestamp, UTC when no "
+            "offset): bars stored later are absent, bars revised later show their old values."
+        ),
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="Continue a long result: the `next_cursor` of the previous answer.",
+            max_length=200,
+        ),
+    ] = None,
 ) -> Response:
-    """Daily bars of a symbol over a date range, oldest first."""
+    """Daily bars of a symbol over a date range, oldest first, with each bar's quality score,
+    validation mark and flag names."""
+    name = normalize_symbol(symbol)
+    for label, day in (("start", start), ("end", end)):
+        if day is not None and not EARLIEST <= day <= LATEST:
+            raise InputError(f"{label} {day} is outside {EARLIEST} … {LATEST}")
     if start and end and start > end:
         raise InputError(f"start {start} is after end {end}")
-    if not await store.symbol_statuses([symbol]):
-        raise NotFound(f"no bars stored for {symbol}")
+    chosen = parse_fields(fields)
+    fmt = negotiate(format, request.headers.get("accept"))
+    if cursor is not None:
+        after = decode_cursor(cursor) + dt.timedelta(days=1)
+        start = max(start, after) if start else after
+    when = as_of.replace(tzinfo=dt.UTC) if as_of and as_of.tzinfo is None else as_of
+    if not await store.symbol_statuses([name]):
+        raise NotFound(f"no bars stored for {name}")
     frame = await read_history(
         store,
-        symbol,
+        name,
         start=start,
         end=end,
         adjusted=adjusted,
         validated_only=validated_only,
         min_quality=min_quality,
+        as_of=when,
     )
-    rows = frame.select(_FIELDS).write_json() if frame.height else "[]"
-    body = (
-        f'{{"symbol":{_json_str(symbol)},"adjusted":"{adjusted}",'
-        f'"count":{frame.height},"bars":{rows}}}'
-    )
-    return Response(content=body, media_type="application/json")
-
-
-def _json_str(value: str) -> str:
-    return pl.Series([value]).to_frame("s").write_json()[6:-2]
+    limit = settings.api_max_rows
+    following = None
+    if frame.height > limit:
+        frame = frame.head(limit)
+        last = frame["date"][-1]
+        assert isinstance(last, dt.date)  # a non-empty date column
+        following = encode_cursor(last)
+    out = frame.with_columns(flag_names()).select(chosen)
+    body = render(out, fmt, symbol=name, adjusted=adjusted, cursor=following)
+    etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+    headers = {"ETag": etag, "Cache-Control": "max-age=60, must-revalidate", "Vary": "Accept"}
+    if following is not None:
+        headers["X-Next-Cursor"] = following
+    if request.headers.get("if-none-match") in (etag, f"W/{etag}"):
+        return Response(status_code=304, headers=headers)
+    if fmt == "parquet":
+        headers["Content-Disposition"] = f'attachment; filename="{name}.parquet"'
+    return Response(content=body, media_type=MEDIA_TYPES[fmt], headers=headers)
