@@ -22,11 +22,12 @@ ENV = {
 
 
 @contextmanager
-def serving(cwd: Path) -> Iterator[tuple[str, list[str]]]:
+def serving(cwd: Path, *options: str) -> Iterator[tuple[str, list[str]]]:
     """`marketdata serve` in ``cwd`` until the block ends: (base URL, stderr lines until ready)."""
     port = free_port()
-    ready = ("Application startup complete", "Uvicorn running on")
-    with running([*CLI, "serve", "--port", str(port)], ready=ready, cwd=cwd, env=ENV) as seen:
+    ready = ("Application startup complete",)
+    command = [*CLI, "serve", "--port", str(port), *options]
+    with running(command, ready=ready, cwd=cwd, env=ENV) as seen:
         yield f"http://127.0.0.1:{port}", seen
 
 
@@ -73,3 +74,15 @@ def test_first_run_without_a_key_serves_simulated_data(tmp_path: Path) -> None:
         assert health["next_backfill"].endswith("02:00:00Z")
         body = httpx.get(f"{base}/api/v1/historical/MSFT", timeout=10).json()
         assert body["count"] > 1000
+
+
+def test_several_workers_share_one_database(tmp_path: Path) -> None:
+    """`serve --workers 2`: both processes answer from one database, seeded once."""
+    with serving(tmp_path, "--workers", "2") as (base, stderr):
+        assert any("2 worker(s)" in line for line in stderr)
+        with httpx.Client(base_url=base, timeout=10) as client:
+            for _ in range(6):
+                assert client.get("/health").json()["database"] == "ok"
+            status = client.get("/api/v1/status").json()
+        assert status["symbols"] == 15
+        assert status["data_mode"] == "simulated"

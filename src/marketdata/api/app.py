@@ -35,6 +35,28 @@ class State(TypedDict):
     scheduler: Scheduler
 
 
+async def prepare_database(store: Store, settings: Settings, *, announce: bool = True) -> None:
+    """Check the database answers; with no key, seed an empty one with simulated data (and,
+    with ``announce``, say loudly that the data is simulated)."""
+    await store.ping()
+    if settings.polygon_api_key is None and settings.simulate:
+        now = dt.datetime.now(dt.UTC)
+        await seed_if_empty(
+            store,
+            symbols=settings.symbols,
+            years=5,
+            today=last_completed_session(now),
+            at=now,
+        )
+    if announce and await data_mode(store) == "simulated":
+        log.warning(SIMULATED_NOTICE, extra={"event": "serving_simulated_data"})
+
+
+def app_from_environment() -> FastAPI:
+    """The app with settings read from the environment (each ``serve --workers`` process)."""
+    return create_app(Settings())
+
+
 #: Routers of the resources, in the order the docs list them.
 ROUTES = (status, bars, symbols, backfill, quality, polygon)
 
@@ -46,17 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         store = await open_store(settings.database_url)
         try:
-            if settings.polygon_api_key is None and settings.simulate:
-                now = dt.datetime.now(dt.UTC)
-                await seed_if_empty(
-                    store,
-                    symbols=settings.symbols,
-                    years=5,
-                    today=last_completed_session(now),
-                    at=now,
-                )
-            if await data_mode(store) == "simulated":
-                log.warning(SIMULATED_NOTICE, extra={"event": "serving_simulated_data"})
+            await prepare_database(store, settings)
             runner = backfiller(store, settings)
             scheduler = Scheduler(store)
             for job in scheduled_jobs(store, settings):

@@ -369,26 +369,51 @@ def serve(
     port: Annotated[
         int | None, typer.Option(help="Port (default MARKETDATA_PORT, 8000).", show_default=False)
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes; they share the database, and each scheduled run happens "
+            "once among them.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the REST API (docs at /docs) and run the scheduler (the daily backfill).
 
     Set MARKETDATA_SCHEDULER=false to serve only (e.g. when `marketdata worker` runs apart).
     """
+    import os
+
     import uvicorn  # only this command needs the server
 
-    from marketdata.api.app import create_app
+    from marketdata.api.app import create_app, prepare_database
 
     settings = _settings(ctx)
-    # Fail fast, with one clear line, before the server starts.
-    _with_store(settings, lambda store: store.ping())
+    # Fail fast, with one clear line, before the server starts; seed simulated data once here
+    # rather than racing in every worker.
+    _with_store(settings, lambda store: prepare_database(store, settings, announce=False))
     bind_host = host or settings.host
     bind_port = port or settings.port
     err.print(
         f"serving {escape(DatabaseUrl.parse(settings.database_url).display)} on "
-        f"http://{bind_host}:{bind_port}  (API docs: /docs)"
+        f"http://{bind_host}:{bind_port} with {workers} worker(s)  (API docs: /docs)"
     )
+    if workers == 1:
+        uvicorn.run(
+            create_app(settings),
+            host=bind_host,
+            port=bind_port,
+            log_level=settings.log_level.lower(),
+        )
+        return
+    # Workers are separate processes that read their settings from the environment: hand
+    # them the command line's database.
+    os.environ["MARKETDATA_DATABASE_URL"] = settings.database_url
     uvicorn.run(
-        create_app(settings),
+        "marketdata.api.app:app_from_environment",
+        factory=True,
+        workers=workers,
         host=bind_host,
         port=bind_port,
         log_level=settings.log_level.lower(),
