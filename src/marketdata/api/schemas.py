@@ -89,10 +89,3 @@ class Root(BaseModel):
     health: str
     data_mode: Literal["simulated", "real", "empty", "unknown"]
     notice: str | None = None
-
-
-class ErrorBody(BaseModel):
-    """Every error response."""
-
-    error: str = Field(description="Error class, e.g. NotFound.")
-    detail: str

@@ -97,6 +97,7 @@ def root(
     del version
     settings = load_settings(database_url=database_url)
     secrets = [settings.polygon_api_key.get_secret_value()] if settings.polygon_api_key else []
+    secrets += [key.get_secret_value() for key in settings.api_keys]
     password = DatabaseUrl.parse(settings.database_url).password
     if password:
         secrets.append(str(password))

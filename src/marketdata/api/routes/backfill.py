@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
 from marketdata.api.deps import BackfillerDep, StoreDep
+from marketdata.api.errors import problem_responses
 from marketdata.api.schemas import BackfillSummary
 from marketdata.api.security import require_read, require_write
 from marketdata.service.backfill import Target
@@ -86,7 +87,11 @@ class RunDetail(BackfillSummary):
 
 
 @router.post(
-    "/backfill", status_code=202, response_model=Started, dependencies=[Depends(require_write)]
+    "/backfill",
+    status_code=202,
+    response_model=Started,
+    dependencies=[Depends(require_write)],
+    responses=problem_responses(401, 403, 409, 413, 422),
 )
 async def start_backfill(
     runner: BackfillerDep, body: BackfillRequest | None = None

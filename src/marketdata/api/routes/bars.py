@@ -21,7 +21,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from marketdata.adjust import Adjustment
 from marketdata.api.deps import SettingsDep, StoreDep
-from marketdata.api.schemas import BarsResponse, ErrorBody
+from marketdata.api.errors import problem_responses
+from marketdata.api.schemas import BarsResponse
 from marketdata.api.security import require_read
 from marketdata.bars import VALUE_COLUMNS
 from marketdata.errors import InputError, NotFound
@@ -143,8 +144,7 @@ def render(
             "description": "Bars, oldest first; `next_cursor` continues a long result.",
         },
         304: {"description": "Not modified (the `If-None-Match` ETag still matches)."},
-        404: {"model": ErrorBody},
-        422: {"model": ErrorBody},
+        **problem_responses(401, 403, 404, 422),
     },
 )
 async def historical(

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from marketdata.api.deps import SettingsDep, StoreDep
+from marketdata.api.errors import problem_responses
 from marketdata.api.security import require_read
 from marketdata.errors import InputError, NotFound
 from marketdata.service.quality import symbol_gaps
@@ -62,7 +63,9 @@ async def _known(store: StoreDep, settings: SettingsDep, symbol: str) -> None:
     raise NotFound(f"no bars stored for {symbol}: {hint}")
 
 
-@router.get("/quality/{symbol}", response_model=Quality)
+@router.get(
+    "/quality/{symbol}", response_model=Quality, responses=problem_responses(401, 403, 404, 422)
+)
 async def quality(
     store: StoreDep,
     settings: SettingsDep,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from marketdata.api.deps import SchedulerDep, SettingsDep, StoreDep
+from marketdata.api.errors import problem_responses
 from marketdata.api.schemas import BackfillSummary
 from marketdata.api.security import require_read
 from marketdata.service.scheduler import BACKFILL_JOB
@@ -123,7 +124,10 @@ EXAMPLE = {
 @router.get(
     "/status",
     response_model=Status,
-    responses={200: {"content": {"application/json": {"example": EXAMPLE}}}},
+    responses={
+        200: {"content": {"application/json": {"example": EXAMPLE}}},
+        **problem_responses(401, 403, 503),
+    },
 )
 async def status(store: StoreDep, settings: SettingsDep, scheduler: SchedulerDep) -> Status:
     """Symbols, bars, validation rate, gaps, per-symbol freshness, last and next backfill run

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from marketdata.api.deps import BackfillerDep, SettingsDep, StoreDep
+from marketdata.api.errors import problem_responses
 from marketdata.api.routes.status import SymbolState
 from marketdata.api.security import require_read, require_write
 from marketdata.errors import Conflict
@@ -63,7 +64,12 @@ def _config(settings: Settings) -> watchlist.Watchlist:
     return watchlist.Watchlist(symbols=settings.symbols, years=settings.backfill_years)
 
 
-@router.get("/symbols", response_model=list[WatchedSymbol], dependencies=[Depends(require_read)])
+@router.get(
+    "/symbols",
+    response_model=list[WatchedSymbol],
+    dependencies=[Depends(require_read)],
+    responses=problem_responses(401, 403),
+)
 async def list_symbols(store: StoreDep, settings: SettingsDep) -> list[WatchedSymbol]:
     """The watchlist, each symbol with its stored range, bars, quality and freshness."""
     now = dt.datetime.now(dt.UTC)
@@ -92,6 +98,7 @@ async def list_symbols(store: StoreDep, settings: SettingsDep) -> list[WatchedSy
     status_code=202,
     response_model=Added,
     dependencies=[Depends(require_write)],
+    responses=problem_responses(401, 403, 413, 422),
 )
 async def add_symbol(
     body: AddSymbol, store: StoreDep, settings: SettingsDep, runner: BackfillerDep
