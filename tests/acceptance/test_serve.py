@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -74,6 +75,24 @@ def test_first_run_without_a_key_serves_simulated_data(tmp_path: Path) -> None:
         assert health["next_backfill"].endswith("02:00:00Z")
         body = httpx.get(f"{base}/api/v1/historical/MSFT", timeout=10).json()
         assert body["count"] > 1000
+        year_ago = dt.date.today() - dt.timedelta(days=365)
+        polygon = httpx.get(
+            f"{base}/v2/aggs/ticker/MSFT/range/1/day/{year_ago}/{dt.date.today()}?adjusted=true",
+            timeout=10,
+        ).json()
+        assert polygon["status"] == "OK"
+        assert polygon["resultsCount"] > 100
+        missing = httpx.get(f"{base}/api/v1/historical/ZZZZ", timeout=10)
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        refused = httpx.post(f"{base}/api/v1/backfill", json={}, timeout=10)
+        assert refused.status_code == 403
+        assert "MARKETDATA_API_KEYS" in refused.json()["detail"]
+        metrics = httpx.get(f"{base}/metrics", timeout=10).text
+        assert (
+            'marketdata_http_requests_total{method="GET",route="/api/v1/historical/{symbol}"'
+            in (metrics)
+        )
 
 
 def test_several_workers_share_one_database(tmp_path: Path) -> None:
