@@ -28,7 +28,7 @@ from marketdata.bars import VALUE_COLUMNS
 from marketdata.errors import InputError, NotFound
 from marketdata.service.history import read_history
 from marketdata.symbols import MAX_LENGTH, normalize_symbol
-from marketdata.validation.rules import RULES
+from marketdata.validation.rules import flag_names as rule_names
 
 router = APIRouter(prefix="/api/v1", tags=["bars"], dependencies=[Depends(require_read)])
 
@@ -108,10 +108,18 @@ def decode_cursor(cursor: str) -> dt.date:
         raise InputError("invalid cursor: pass the next_cursor of a previous answer") from None
 
 
-def flag_names() -> pl.Expr:
-    """The names of the rules set in ``flags``, as a list column (no per-bar Python)."""
-    names = [pl.when((pl.col("flags") & rule.flag) != 0).then(pl.lit(rule.name)) for rule in RULES]
-    return pl.concat_list(names).list.drop_nulls().alias("flags")
+def with_flag_names(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with ``flags`` as the names of the rules set in it (a list column).
+
+    Names are looked up once per distinct mask (a handful per series), not once per bar.
+    """
+    masks = frame["flags"].unique().to_list()
+    names = pl.DataFrame(
+        {"flags": masks, "_names": [rule_names(int(m)) for m in masks]},
+        schema={"flags": frame.schema["flags"], "_names": pl.List(pl.String())},
+    )
+    joined = frame.join(names, on="flags", how="left", maintain_order="left")
+    return joined.with_columns(pl.col("_names").alias("flags")).drop("_names")
 
 
 def render(
@@ -233,7 +241,7 @@ async def historical(
         last = frame["date"][-1]
         assert isinstance(last, dt.date)  # a non-empty date column
         following = encode_cursor(last)
-    out = frame.with_columns(flag_names()).select(chosen)
+    out = with_flag_names(frame).select(chosen)
     body = render(out, fmt, symbol=name, adjusted=adjusted, cursor=following)
     etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
     headers = {"ETag": etag, "Cache-Control": "max-age=60, must-revalidate", "Vary": "Accept"}
