@@ -41,7 +41,7 @@ async def data_mode(store: Store) -> DataMode:
     """``simulated`` if any symbol holds synthetic bars, ``empty`` with no bars, else ``real``."""
     if await store.has_source(SYNTHETIC):
         return "simulated"
-    return "real" if await store.symbol_statuses() else "empty"
+    return "real" if await store.has_source() else "empty"
 
 
 async def seed_if_empty(
@@ -59,7 +59,7 @@ async def seed_if_empty(
     The simulator's splits and dividends are stored too; with ``faults``, a few bars are
     broken on purpose (:func:`plant_faults`).
     """
-    if await store.symbol_statuses():
+    if await store.has_source():
         return None
     start = today - dt.timedelta(days=round(365.25 * years))
     simulator = MarketSimulator(seed=seed)

@@ -218,8 +218,9 @@ class Store(Protocol):
         """Delete every bar, revision, validation row and the status of ``symbol``; rows gone."""
         ...
 
-    async def has_source(self, source: str) -> bool:
-        """Whether any symbol's latest write came from ``source`` (reads the status table)."""
+    async def has_source(self, source: str | None = None) -> bool:
+        """Whether any symbol's latest write came from ``source`` (None: whether any symbol is
+        stored at all); one indexed lookup in the status table."""
         ...
 
     # -- watchlist, backfill runs, service state, claims, locks ------------------------------

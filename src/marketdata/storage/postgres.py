@@ -655,10 +655,12 @@ class PostgresStore(PostgresJobs):
             raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
         return int(removed)
 
-    async def has_source(self, source: str) -> bool:
-        """Whether any symbol's latest write came from ``source``."""
+    async def has_source(self, source: str | None = None) -> bool:
+        """Whether any symbol's latest write came from ``source`` (None: from anywhere)."""
         rows = await self._fetch(
-            "SELECT 1 FROM symbol_status WHERE source = %(source)s LIMIT 1", {"source": source}
+            "SELECT 1 FROM symbol_status WHERE %(source)s::text IS NULL OR source = %(source)s"
+            " LIMIT 1",
+            {"source": source},
         )
         return bool(rows)
 

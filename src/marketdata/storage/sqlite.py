@@ -686,10 +686,12 @@ class SQLiteStore(SQLiteJobs):
             raise
         return int(removed)
 
-    async def has_source(self, source: str) -> bool:
-        """Whether any symbol's latest write came from ``source``."""
+    async def has_source(self, source: str | None = None) -> bool:
+        """Whether any symbol's latest write came from ``source`` (None: from anywhere)."""
         rows = await self._run(
-            self._fetch, "SELECT 1 FROM symbol_status WHERE source = ? LIMIT 1", [source]
+            self._fetch,
+            "SELECT 1 FROM symbol_status WHERE ? IS NULL OR source = ? LIMIT 1",
+            [source, source],
         )
         return bool(rows)
 
