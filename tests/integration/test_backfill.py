@@ -10,7 +10,7 @@ import pytest
 import stamina
 
 from marketdata import calendar
-from marketdata.errors import ConfigError, Conflict, NotFound
+from marketdata.errors import Conflict, NotFound
 from marketdata.providers.simulator import MarketSimulator
 from marketdata.service.backfill import PLAN_DAYS_KEY, Target, years_before
 from marketdata.service.quality import write_bars
@@ -216,7 +216,7 @@ async def test_simulated_provider_never_writes_into_real_data(
     """With real bars stored, a synthetic backfill is refused before anything is written."""
     await runner_for(store, upstream, symbols=("AAPL",)).run(Target(years=1))
     synthetic = backfiller(store, Settings(), provider="synthetic", clock=lambda: NOW)
-    with pytest.raises(ConfigError, match="never mixed"):
+    with pytest.raises(Conflict, match="never mixed"):
         await synthetic.run(Target(symbols=("AAPL",)))
 
 

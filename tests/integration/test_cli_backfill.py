@@ -111,3 +111,13 @@ def test_backfill_options_are_checked(database_url: str) -> None:
     )
     assert backwards.returncode == 1
     assert "is after --end" in backwards.stderr
+
+
+def test_dates_outside_the_calendar_are_refused(database_url: str) -> None:
+    """A start or end the exchange calendar does not cover is one clear line, not a crash."""
+    early = run_cli("--database-url", database_url, "backfill", "--end", "0001-01-01", "--dry-run")
+    assert early.returncode == 1
+    assert "outside the exchange calendar" in early.stderr
+    assert "Traceback" not in early.stderr
+    deep = run_cli("--database-url", database_url, "backfill", "AAPL", "--years", "60", "--dry-run")
+    assert deep.returncode == 0, deep.stderr

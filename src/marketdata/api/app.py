@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import TypedDict
+from typing import Any, TypedDict
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.encoders import jsonable_encoder
+from fastapi.routing import APIRoute
 
 from marketdata import __version__
+from marketdata.api import metrics
 from marketdata.api.errors import add_exception_handlers
 from marketdata.api.metrics import install_metrics
 from marketdata.api.routes import backfill, bars, polygon, quality, status, symbols, system
@@ -96,4 +99,35 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(system.router)
     for module in ROUTES:
         app.include_router(module.router)
+    _keep_example_nulls(app, [system.router, metrics.router, *(m.router for m in ROUTES)])
     return app
+
+
+def _keep_example_nulls(app: FastAPI, routers: Iterable[APIRouter]) -> None:
+    """Serve the response examples of ``routers``' routes whole: FastAPI drops every ``null``
+    from the document it builds (``exclude_none``), so required members such as ``last_error``
+    would be missing from the examples."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        first = app.openapi_schema is None
+        schema = build()
+        if first:
+            for router in routers:
+                for route in router.routes:
+                    if isinstance(route, APIRoute) and route.include_in_schema:
+                        _put_examples(schema["paths"][route.path_format], route)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point
+
+
+def _put_examples(path_item: dict[str, Any], route: APIRoute) -> None:
+    """Write ``route``'s declared response examples, as JSON, over the documented ones."""
+    for method in route.methods or ():
+        documented = path_item[method.lower()]["responses"]
+        for code, response in route.responses.items():
+            served = documented[str(code)].get("content", {})
+            for media, entry in response.get("content", {}).items():
+                if "example" in entry and media in served:
+                    served[media]["example"] = jsonable_encoder(entry["example"])

@@ -151,6 +151,7 @@ def problem_response(
 
 #: ``error`` and ``detail`` of each status in :func:`problem_responses`' examples.
 _EXAMPLES: dict[int, tuple[str, str]] = {
+    400: ("BadRequest", "There was an error parsing the body"),
     401: ("Unauthorized", "an API key is required: send it as X-API-Key or Authorization: Bearer"),
     403: ("Forbidden", "write endpoints are disabled: set MARKETDATA_API_KEYS=<key> and restart"),
     404: ("NotFound", "no bars stored for XYZ"),
@@ -208,8 +209,9 @@ def add_exception_handlers(app: FastAPI) -> None:
 def _document_problems(app: FastAPI) -> None:
     """Make the OpenAPI schema say what is sent: problem+json, not FastAPI's default 422 body.
 
-    Responses from :func:`problem_responses` lose the ``application/json`` twin FastAPI adds for
-    their ``model``, and the automatic 422 (``HTTPValidationError``) becomes a :class:`Problem`.
+    Responses from :func:`problem_responses` lose the twin FastAPI adds for their ``model`` in
+    the route's media type (``application/json``, ``text/plain``), and the automatic 422
+    (``HTTPValidationError``) becomes a :class:`Problem`.
     """
     build = app.openapi
 
@@ -235,8 +237,8 @@ def _problem_content(responses: dict[str, dict[str, Any]]) -> None:
         if schema.get("$ref") == "#/components/schemas/HTTPValidationError":
             entry = problem_responses(422)[422]
             responses[code] = {"description": "Validation Error", "content": entry["content"]}
-        elif PROBLEM_MEDIA_TYPE in content:
-            content.pop("application/json", None)
+        elif PROBLEM_MEDIA_TYPE in content:  # drop the route's own media type (JSON, text)
+            response["content"] = {PROBLEM_MEDIA_TYPE: content[PROBLEM_MEDIA_TYPE]}
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:

@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from marketdata import __version__
 from marketdata.api.deps import SchedulerDep, SettingsDep, StoreDep
+from marketdata.api.errors import problem_responses
 from marketdata.api.security import require_read
 from marketdata.errors import StorageError
 from marketdata.service.scheduler import SchedulerInfo
@@ -336,7 +337,8 @@ router = APIRouter(tags=["system"])
         200: {
             "description": "Metrics in the Prometheus text format.",
             "content": {"text/plain": {"example": EXAMPLE}},
-        }
+        },
+        **problem_responses(401, 403),
     },
 )
 async def metrics(

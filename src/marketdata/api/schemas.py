@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Bar(BaseModel):
-    """One daily bar, raw (unadjusted) as received."""
+    """One daily bar; ``fields=`` may leave out any member but ``date``."""
+
+    # Documentation only (bars are written by polars): only ``date`` is always present.
+    model_config = ConfigDict(json_schema_extra={"required": ["date"]})
 
     date: dt.date = Field(description="Exchange session date (America/New_York).")
     open: float
@@ -89,3 +92,17 @@ class Root(BaseModel):
     health: str
     data_mode: Literal["simulated", "real", "empty", "unknown"]
     notice: str | None = None
+
+
+#: A :class:`BackfillSummary` as the OpenAPI examples show it.
+RUN_EXAMPLE = {
+    "id": 7,
+    "status": "succeeded",
+    "trigger": "scheduled",
+    "started_at": "2026-11-24T02:00:00Z",
+    "finished_at": "2026-11-24T02:00:04Z",
+    "calls": 5,
+    "inserted": 15,
+    "updated": 0,
+    "errors": 0,
+}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from marketdata import calendar
+from marketdata.errors import InputError
 from marketdata.service.plan import Plan, SymbolState, make_plan
 from marketdata.service.simulated import SYNTHETIC
 from marketdata.service.watchlist import Watchlist, watched
@@ -68,7 +69,10 @@ class Prepared:
 
 
 def years_before(day: dt.date, years: int) -> dt.date:
-    """``day`` minus whole ``years`` (29 February becomes 28 February)."""
+    """``day`` minus whole ``years`` (29 February becomes 28 February), at the earliest the
+    calendar's first day."""
+    if day.year - years < calendar.FIRST_DATE.year:
+        return calendar.FIRST_DATE
     try:
         return day.replace(year=day.year - years)
     except ValueError:
@@ -85,6 +89,13 @@ async def prepare(
     now: dt.datetime,
 ) -> Prepared:
     """Plan the backfill of ``target`` from what ``store`` holds at ``now``."""
+    for label, day in (("start", target.start), ("end", target.end)):
+        if day is not None and not calendar.FIRST_DATE <= day <= calendar.LAST_DATE:
+            msg = (
+                f"{label} {day} is outside the exchange calendar "
+                f"({calendar.FIRST_DATE} … {calendar.LAST_DATE})"
+            )
+            raise InputError(msg)
     end = calendar.last_completed_session(now, delay=options.delay)
     if target.end is not None:
         end = min(end, target.end)

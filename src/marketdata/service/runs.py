@@ -188,7 +188,7 @@ class Backfiller:
                 "this database holds real bars, and simulated ones are never mixed in: "
                 "set POLYGON_API_KEY to backfill from Polygon"
             )
-            raise ConfigError(msg)
+            raise Conflict(msg)
         lock = await acquire(self.store, holder=holder_id())
         try:
             now = self.clock()

@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from marketdata.api.deps import BackfillerDep, StoreDep
 from marketdata.api.errors import problem_responses
-from marketdata.api.schemas import BackfillSummary
+from marketdata.api.routes.bars import EARLIEST, LATEST
+from marketdata.api.schemas import RUN_EXAMPLE, BackfillSummary
 from marketdata.api.security import require_read, require_write
 from marketdata.service.backfill import Target
 from marketdata.service.runs import run_history, run_progress
@@ -25,8 +26,12 @@ class BackfillRequest(BaseModel):
     """What to backfill; every field is optional (default: the whole watchlist)."""
 
     symbols: list[str] = Field(default_factory=list, max_length=1000, examples=[["AAPL", "MSFT"]])
-    start: dt.date | None = Field(default=None, description="First date (asks again).")
-    end: dt.date | None = Field(default=None, description="Last date (default: last session).")
+    start: dt.date | None = Field(
+        default=None, ge=EARLIEST, le=LATEST, description="First date (asks again)."
+    )
+    end: dt.date | None = Field(
+        default=None, ge=EARLIEST, le=LATEST, description="Last date (default: last session)."
+    )
     years: int | None = Field(default=None, ge=1, le=60)
 
     @model_validator(mode="after")
@@ -86,12 +91,40 @@ class RunDetail(BackfillSummary):
         )
 
 
+STARTED = {"run_id": 8, "status_url": "/api/v1/backfill/8"}
+DETAIL = {
+    **RUN_EXAMPLE,
+    "provider": "polygon",
+    "unchanged": 0,
+    "message": None,
+    "symbols_total": 1,
+    "symbols_done": 1,
+    "symbols": [
+        {
+            "symbol": "AAPL",
+            "status": "done",
+            "start_date": "2026-11-19",
+            "end_date": "2026-11-23",
+            "checkpoint": "2026-11-23",
+            "calls": 5,
+            "inserted": 15,
+            "updated": 0,
+            "unchanged": 0,
+            "error": None,
+        }
+    ],
+}
+
+
 @router.post(
     "/backfill",
     status_code=202,
     response_model=Started,
     dependencies=[Depends(require_write)],
-    responses=problem_responses(401, 403, 409, 413, 422),
+    responses={
+        202: {"content": {"application/json": {"example": STARTED}}},
+        **problem_responses(400, 401, 403, 409, 413, 422),
+    },
 )
 async def start_backfill(
     runner: BackfillerDep, body: BackfillRequest | None = None
@@ -115,7 +148,15 @@ async def start_backfill(
     )
 
 
-@router.get("/backfill", response_model=list[BackfillSummary], dependencies=[Depends(require_read)])
+@router.get(
+    "/backfill",
+    response_model=list[BackfillSummary],
+    dependencies=[Depends(require_read)],
+    responses={
+        200: {"content": {"application/json": {"example": [RUN_EXAMPLE]}}},
+        **problem_responses(401, 403, 422),
+    },
+)
 async def list_backfills(
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="Runs to return.")] = 20,
@@ -127,7 +168,15 @@ async def list_backfills(
     ]
 
 
-@router.get("/backfill/{run_id}", response_model=RunDetail, dependencies=[Depends(require_read)])
+@router.get(
+    "/backfill/{run_id}",
+    response_model=RunDetail,
+    dependencies=[Depends(require_read)],
+    responses={
+        200: {"content": {"application/json": {"example": DETAIL}}},
+        **problem_responses(401, 403, 404, 422),
+    },
+)
 async def backfill_progress(
     store: StoreDep, run_id: Annotated[int, Path(ge=1, le=2**62)]
 ) -> RunDetail:

@@ -103,9 +103,12 @@ def decode_cursor(cursor: str) -> dt.date:
     """The date a cursor continues after; :class:`InputError` if it is not one of ours."""
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4)))
-        return dt.date.fromisoformat(data["after"])
+        after = dt.date.fromisoformat(data["after"])
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise InputError("invalid cursor: pass the next_cursor of a previous answer") from None
+        after = None
+    if after is None or not EARLIEST <= after <= LATEST:  # ours only name stored sessions
+        raise InputError("invalid cursor: pass the next_cursor of a previous answer")
+    return after
 
 
 def with_flag_names(frame: pl.DataFrame) -> pl.DataFrame:
@@ -211,7 +214,7 @@ async def historical(
     """Daily bars of a symbol over a date range, oldest first, with each bar's quality score,
     validation mark and flag names."""
     name = normalize_symbol(symbol)
-    for label, day in (("start", start), ("end", end)):
+    for label, day in (("start", start), ("end", end), ("as_of", as_of and as_of.date())):
         if day is not None and not EARLIEST <= day <= LATEST:
             raise InputError(f"{label} {day} is outside {EARLIEST} … {LATEST}")
     if start and end and start > end:

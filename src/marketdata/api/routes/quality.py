@@ -63,8 +63,31 @@ async def _known(store: StoreDep, settings: SettingsDep, symbol: str) -> None:
     raise NotFound(f"no bars stored for {symbol}: {hint}")
 
 
+EXAMPLE = {
+    "symbol": "MSFT",
+    "start": "2024-01-01",
+    "end": "2024-12-31",
+    "rules": {"high_below_low": 1},
+    "log": [
+        {
+            "date": "2024-12-16",
+            "rule": "high_below_low",
+            "severity": "hard",
+            "value": 64.7955,
+            "threshold": 65.45,
+        }
+    ],
+    "gaps": [{"start": "2024-07-03", "end": "2024-07-05", "sessions": 2}],
+}
+
+
 @router.get(
-    "/quality/{symbol}", response_model=Quality, responses=problem_responses(401, 403, 404, 422)
+    "/quality/{symbol}",
+    response_model=Quality,
+    responses={
+        200: {"content": {"application/json": {"example": EXAMPLE}}},
+        **problem_responses(401, 403, 404, 422),
+    },
 )
 async def quality(
     store: StoreDep,

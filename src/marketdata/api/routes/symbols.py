@@ -60,6 +60,33 @@ class Removed(BaseModel):
     purged_bars: int
 
 
+WATCHED = [
+    {
+        "symbol": "AAPL",
+        "watched": True,
+        "first_date": "2021-11-24",
+        "last_date": "2026-11-23",
+        "bars": 1255,
+        "validation_rate": 0.999203,
+        "missing_sessions": 0,
+        "sessions_behind": 0,
+        "fresh": True,
+        "last_fetch": "2026-11-24T02:00:03Z",
+        "last_error": None,
+        "origin": "config",
+        "years": 5,
+    }
+]
+ADDED = {
+    "symbol": "NVDA",
+    "years": 5,
+    "watching": True,
+    "run_id": 8,
+    "detail": "watching NVDA; backfill run 8 started",
+}
+REMOVED = {"symbol": "NVDA", "removed": True, "purged_bars": 0}
+
+
 def _config(settings: Settings) -> watchlist.Watchlist:
     return watchlist.Watchlist(symbols=settings.symbols, years=settings.backfill_years)
 
@@ -68,7 +95,10 @@ def _config(settings: Settings) -> watchlist.Watchlist:
     "/symbols",
     response_model=list[WatchedSymbol],
     dependencies=[Depends(require_read)],
-    responses=problem_responses(401, 403),
+    responses={
+        200: {"content": {"application/json": {"example": WATCHED}}},
+        **problem_responses(401, 403),
+    },
 )
 async def list_symbols(store: StoreDep, settings: SettingsDep) -> list[WatchedSymbol]:
     """The watchlist, each symbol with its stored range, bars, quality and freshness."""
@@ -98,7 +128,10 @@ async def list_symbols(store: StoreDep, settings: SettingsDep) -> list[WatchedSy
     status_code=202,
     response_model=Added,
     dependencies=[Depends(require_write)],
-    responses=problem_responses(401, 403, 413, 422),
+    responses={
+        202: {"content": {"application/json": {"example": ADDED}}},
+        **problem_responses(400, 401, 403, 413, 422),
+    },
 )
 async def add_symbol(
     body: AddSymbol, store: StoreDep, settings: SettingsDep, runner: BackfillerDep
@@ -123,7 +156,15 @@ async def add_symbol(
     return JSONResponse(added.model_dump(), status_code=202, headers=headers)
 
 
-@router.delete("/symbols/{symbol}", response_model=Removed, dependencies=[Depends(require_write)])
+@router.delete(
+    "/symbols/{symbol}",
+    response_model=Removed,
+    dependencies=[Depends(require_write)],
+    responses={
+        200: {"content": {"application/json": {"example": REMOVED}}},
+        **problem_responses(401, 403, 404, 422),
+    },
+)
 async def remove_symbol(
     store: StoreDep,
     settings: SettingsDep,

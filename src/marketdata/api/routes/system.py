@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from marketdata import __version__
 from marketdata.api.deps import SchedulerDep, StoreDep
-from marketdata.api.schemas import BackfillSummary, Health, Root
+from marketdata.api.schemas import RUN_EXAMPLE, BackfillSummary, Health, Root
 from marketdata.errors import StorageError
 from marketdata.service.scheduler import BACKFILL_JOB
 from marketdata.service.simulated import SIMULATED_NOTICE, data_mode
@@ -19,11 +19,50 @@ DataModeName = Literal["simulated", "real", "empty", "unknown"]
 
 router = APIRouter(tags=["system"])
 
+HEALTHY = {
+    "status": "ok",
+    "timestamp": "2026-11-24T14:30:00Z",
+    "version": __version__,
+    "database": "ok",
+    "database_detail": None,
+    "scheduler_running": True,
+    "last_backfill": RUN_EXAMPLE,
+    "next_backfill": "2026-11-25T02:00:00Z",
+    "data_mode": "real",
+    "notice": None,
+}
+DEGRADED = {
+    **HEALTHY,
+    "status": "degraded",
+    "database": "unreachable",
+    "database_detail": "cannot connect to the database",
+    "last_backfill": None,
+    "next_backfill": None,
+    "data_mode": "unknown",
+}
+ROOT = {
+    "name": "marketdata",
+    "version": __version__,
+    "docs": "/docs",
+    "redoc": "/redoc",
+    "openapi": "/openapi.json",
+    "health": "/health",
+    "data_mode": "real",
+    "notice": None,
+}
+
 
 @router.get(
     "/health",
     response_model=Health,
-    responses={503: {"model": Health, "description": "The database does not answer."}},
+    responses={
+        200: {"content": {"application/json": {"example": HEALTHY}}},
+        503: {
+            "model": Health,
+            "description": "The database does not answer.",
+            "content": {"application/json": {"example": DEGRADED}},
+        },
+    },
 )
 async def health(store: StoreDep, scheduler: SchedulerDep) -> JSONResponse:
     """Liveness and readiness: 200 when the database answers, 503 naming what failed."""
@@ -57,7 +96,9 @@ async def health(store: StoreDep, scheduler: SchedulerDep) -> JSONResponse:
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if database == "ok" else 503)
 
 
-@router.get("/", response_model=Root)
+@router.get(
+    "/", response_model=Root, responses={200: {"content": {"application/json": {"example": ROOT}}}}
+)
 async def root(store: StoreDep) -> Root:
     """What this service is, where its docs are, and whether its data is simulated."""
     mode = await data_mode(store)
