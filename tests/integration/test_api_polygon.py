@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,7 +13,6 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from massive import RESTClient  # type: ignore[import-untyped]  # ships no type information
@@ -29,6 +26,7 @@ from marketdata.providers.simulator import MarketSimulator
 from marketdata.service.quality import write_bars
 from marketdata.settings import Settings
 from marketdata.storage import open_store
+from marketdata.testing import serve_in_thread
 from tests.support.factories import AT
 
 START, END = dt.date(2022, 1, 3), dt.date(2023, 12, 29)  # 501 sessions
@@ -334,37 +332,11 @@ def test_openapi_documents_the_route_with_examples(api: TestClient) -> None:
 # -- real Polygon clients over a real socket ------------------------------------------------
 
 
-class _Server(uvicorn.Server):
-    """uvicorn with the app's lifespan on, signalling when it is ready."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        self.ready.set()
-
-    def install_signal_handlers(self) -> None:
-        """Signals belong to pytest's main thread."""
-
-
 @pytest.fixture
 def served(seeded: str) -> Iterator[str]:
     """The app on the seeded database on a 127.0.0.1 socket (lifespan on); its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(_app(seeded), lifespan="on", log_level="warning", access_log=False)
-    server = _Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        assert server.ready.wait(timeout=30), "the API did not start"
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+    with serve_in_thread(_app(seeded), lifespan=True) as url:
+        yield url
 
 
 @pytest.mark.parametrize("aggs_limit", [50_000, 60])

@@ -27,13 +27,22 @@ class _Server(uvicorn.Server):
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve ``app`` until the block ends; yields its base URL (``port=0`` picks a free one)."""
+def serve_in_thread(
+    app: Any, *, host: str = "127.0.0.1", port: int = 0, lifespan: bool = False
+) -> Iterator[str]:
+    """Serve ``app`` until the block ends; yields its base URL (``port=0`` picks a free one).
+
+    With ``lifespan``, the app's startup and shutdown run too (marketdata's own app needs
+    them: they open and close its store).
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
-    server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="on" if lifespan else "off", access_log=False
+    )
+    server = _Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
