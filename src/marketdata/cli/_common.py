@@ -25,6 +25,11 @@ out = Console(soft_wrap=True)  # paths and commands in messages must not be brok
 err = Console(stderr=True, soft_wrap=True)
 
 
+def date_option(help_text: str) -> Any:
+    """A ``--start``/``--end`` style option: a ``YYYY-MM-DD`` date, no default shown."""
+    return typer.Option(help=help_text, formats=["%Y-%m-%d"], show_default=False)
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment, with command-line overrides; errors become one line."""
     try:

@@ -27,7 +27,7 @@ from rich.progress import (
 )
 
 from marketdata.cli import render_backfill as render
-from marketdata.cli._common import EXIT_PARTIAL, err, out, settings_of, with_store
+from marketdata.cli._common import EXIT_PARTIAL, date_option, err, out, settings_of, with_store
 from marketdata.errors import InputError
 
 if TYPE_CHECKING:
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 #: Exit status after Ctrl-C (128 + SIGINT), as shells expect.
 EXIT_INTERRUPTED = 130
 
-DateOpt = Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], show_default=False)]
-
 
 def backfill(
     ctx: typer.Context,
@@ -51,19 +49,10 @@ def backfill(
     ] = None,
     start: Annotated[
         dt.datetime | None,
-        typer.Option(
-            help="First date (YYYY-MM-DD); also re-asks the vendor for sessions it had none.",
-            formats=["%Y-%m-%d"],
-            show_default=False,
-        ),
+        date_option("First date (YYYY-MM-DD); also re-asks the vendor for sessions it had none."),
     ] = None,
     end: Annotated[
-        dt.datetime | None,
-        typer.Option(
-            help="Last date (default: the last completed session).",
-            formats=["%Y-%m-%d"],
-            show_default=False,
-        ),
+        dt.datetime | None, date_option("Last date (default: the last completed session).")
     ] = None,
     years: Annotated[
         int | None,

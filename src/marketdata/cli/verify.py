@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from marketdata.cli._common import EXIT_PARTIAL, err, out, settings_of
+from marketdata.cli._common import EXIT_PARTIAL, date_option, err, out, settings_of
 from marketdata.errors import InputError
 
 if TYPE_CHECKING:
@@ -138,19 +138,11 @@ def verify(
     ],
     start: Annotated[
         dt.datetime | None,
-        typer.Option(
-            help="First session date (YYYY-MM-DD; default: each symbol's first stored bar).",
-            formats=["%Y-%m-%d"],
-            show_default=False,
-        ),
+        date_option("First session date (YYYY-MM-DD; default: each symbol's first stored bar)."),
     ] = None,
     end: Annotated[
         dt.datetime | None,
-        typer.Option(
-            help="Last session date (YYYY-MM-DD; default: each symbol's last stored bar).",
-            formats=["%Y-%m-%d"],
-            show_default=False,
-        ),
+        date_option("Last session date (YYYY-MM-DD; default: each symbol's last stored bar)."),
     ] = None,
     tolerance: Annotated[
         float,

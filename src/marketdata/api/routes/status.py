@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from marketdata.api.deps import SchedulerDep, SettingsDep, StoreDep
 from marketdata.api.errors import problem_responses
-from marketdata.api.schemas import BackfillSummary
+from marketdata.api.schemas import RUN_EXAMPLE, BackfillSummary
 from marketdata.api.security import require_read
 from marketdata.service.scheduler import BACKFILL_JOB
 from marketdata.service.simulated import data_mode
@@ -79,6 +79,21 @@ class Status(BaseModel):
     per_symbol: list[SymbolState]
 
 
+#: A :class:`SymbolState` as the OpenAPI examples show it.
+SYMBOL_EXAMPLE = {
+    "symbol": "AAPL",
+    "watched": True,
+    "first_date": "2021-11-24",
+    "last_date": "2026-11-23",
+    "bars": 1255,
+    "validation_rate": 0.999203,
+    "missing_sessions": 0,
+    "sessions_behind": 0,
+    "fresh": True,
+    "last_fetch": "2026-11-24T02:00:03Z",
+    "last_error": None,
+}
+
 EXAMPLE = {
     "data_mode": "real",
     "last_completed_session": "2026-11-23",
@@ -88,36 +103,12 @@ EXAMPLE = {
     "missing_sessions": 0,
     "stale_symbols": [],
     "backfill": {
-        "last_run": {
-            "id": 7,
-            "status": "succeeded",
-            "trigger": "scheduled",
-            "started_at": "2026-11-24T02:00:00Z",
-            "finished_at": "2026-11-24T02:00:04Z",
-            "calls": 5,
-            "inserted": 15,
-            "updated": 0,
-            "errors": 0,
-        },
+        "last_run": RUN_EXAMPLE,
         "next_run": "2026-11-25T02:00:00Z",
         "scheduler_running": True,
         "calls_today": 5,
     },
-    "per_symbol": [
-        {
-            "symbol": "AAPL",
-            "watched": True,
-            "first_date": "2021-11-24",
-            "last_date": "2026-11-23",
-            "bars": 1255,
-            "validation_rate": 0.999203,
-            "missing_sessions": 0,
-            "sessions_behind": 0,
-            "fresh": True,
-            "last_fetch": "2026-11-24T02:00:03Z",
-            "last_error": None,
-        }
-    ],
+    "per_symbol": [SYMBOL_EXAMPLE],
 }
 
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from marketdata.api.deps import BackfillerDep, SettingsDep, StoreDep
 from marketdata.api.errors import problem_responses
-from marketdata.api.routes.status import SymbolState
+from marketdata.api.routes.status import SYMBOL_EXAMPLE, SymbolState
 from marketdata.api.security import require_read, require_write
 from marketdata.errors import Conflict
 from marketdata.service import watchlist
@@ -60,23 +60,7 @@ class Removed(BaseModel):
     purged_bars: int
 
 
-WATCHED = [
-    {
-        "symbol": "AAPL",
-        "watched": True,
-        "first_date": "2021-11-24",
-        "last_date": "2026-11-23",
-        "bars": 1255,
-        "validation_rate": 0.999203,
-        "missing_sessions": 0,
-        "sessions_behind": 0,
-        "fresh": True,
-        "last_fetch": "2026-11-24T02:00:03Z",
-        "last_error": None,
-        "origin": "config",
-        "years": 5,
-    }
-]
+WATCHED = [{**SYMBOL_EXAMPLE, "origin": "config", "years": 5}]
 ADDED = {
     "symbol": "NVDA",
     "years": 5,
