@@ -45,6 +45,30 @@ def test_massive_key_name_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     assert key.get_secret_value() == "k-massive-1234"
 
 
+def test_blank_polygon_key_means_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``POLYGON_API_KEY=`` left empty in a copied .env keeps the keyless (simulated) mode."""
+    monkeypatch.setenv("POLYGON_API_KEY", "  ")
+    assert Settings().polygon_api_key is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "conninfo", "sqlalchemy"),
+    [
+        ("postgresql:///md", "postgresql:///md", "postgresql+psycopg:///md"),
+        (
+            "postgres:///md?host=/var/run/postgresql",
+            "postgresql:///md?host=/var/run/postgresql",
+            "postgresql+psycopg:///md?host=/var/run/postgresql",
+        ),
+        ("postgresql://h:5433/md", "postgresql://h:5433/md", "postgresql+psycopg://h:5433/md"),
+    ],
+)
+def test_socket_urls_keep_their_slashes(raw: str, conninfo: str, sqlalchemy: str) -> None:
+    """A URL without a host (the local socket) stays a URL for psycopg and SQLAlchemy."""
+    db = DatabaseUrl.parse(raw)
+    assert (db.conninfo, db.sqlalchemy) == (conninfo, sqlalchemy)
+
+
 @pytest.mark.parametrize(
     ("env", "value", "message"),
     [

@@ -39,9 +39,15 @@ SIMULATED_NOTICE = (
 
 async def data_mode(store: Store) -> DataMode:
     """``simulated`` if any symbol holds synthetic bars, ``empty`` with no bars, else ``real``."""
-    if await store.has_source(SYNTHETIC):
+    return mode_of(synthetic=await store.has_source(SYNTHETIC), stored=await store.has_source())
+
+
+def mode_of(*, synthetic: bool, stored: bool) -> DataMode:
+    """``simulated`` if any symbol holds synthetic bars, ``empty`` with none stored, else
+    ``real``."""
+    if synthetic:
         return "simulated"
-    return "real" if await store.has_source() else "empty"
+    return "real" if stored else "empty"
 
 
 async def seed_if_empty(

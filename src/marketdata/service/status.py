@@ -11,16 +11,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 
 from marketdata import calendar
+from marketdata.service.simulated import SYNTHETIC, DataMode, mode_of
 from marketdata.service.watchlist import Watchlist, watched
-from marketdata.storage.base import Store, SymbolStatus
+from marketdata.storage.base import StatusTotals, Store, SymbolStatus
 from marketdata.storage.jobs import RunRecord
-
-#: Runs looked at to count today's upstream calls (a day has a handful).
-_RECENT_RUNS = 200
 
 
 def sessions_behind(last_dates: Sequence[dt.date | None], session: dt.date) -> list[int | None]:
@@ -92,22 +91,27 @@ class ServiceStatus:
         return tuple(s.symbol for s in self.symbols if s.watched and not s.fresh)
 
 
-def _freshness(
-    status: SymbolStatus | None, symbol: str, *, watched: bool, behind: int | None
-) -> SymbolFreshness:
+def _freshness(status: SymbolStatus, *, behind: int | None) -> SymbolFreshness:
+    stored = status.last_date is not None
     return SymbolFreshness(
-        symbol=symbol,
-        watched=watched,
-        first_date=status.first_date if status else None,
-        last_date=status.last_date if status else None,
-        bars=status.bar_count if status else 0,
-        validated=status.validated_count if status else 0,
-        missing_sessions=status.gap_count if status else 0,
+        symbol=status.symbol,
+        watched=status.watched,
+        first_date=status.first_date,
+        last_date=status.last_date,
+        bars=status.bar_count if stored else 0,
+        validated=status.validated_count if stored else 0,
+        missing_sessions=status.gap_count if stored else 0,
         sessions_behind=behind,
-        last_fetch=status.last_fetch if status else None,
-        last_error=status.last_error if status else None,
-        source=status.source if status else None,
+        last_fetch=status.last_fetch,
+        last_error=status.last_error,
+        source=status.source if stored else None,
     )
+
+
+def freshness(rows: Sequence[SymbolStatus], session: dt.date) -> tuple[SymbolFreshness, ...]:
+    """Each status row with how many sessions it is behind ``session``."""
+    behind = sessions_behind([r.last_date for r in rows], session)
+    return tuple(_freshness(r, behind=b) for r, b in zip(rows, behind, strict=True))
 
 
 async def service_status(
@@ -118,22 +122,82 @@ async def service_status(
     delay: dt.timedelta = dt.timedelta(0),
     symbols: Sequence[str] | None = None,
 ) -> ServiceStatus:
-    """Coverage and freshness of the watched and stored symbols (or only ``symbols``)."""
+    """Coverage and freshness of every watched and stored symbol (or only ``symbols``).
+
+    Reads the whole watchlist first, which also brings the status table's watched flags in
+    step; :func:`status_overview` is the fast path that trusts them.
+    """
     session = calendar.last_completed_session(now, delay=delay)
-    watching = {w.symbol for w in await watched(store, config, at=now)}
-    statuses = {s.symbol: s for s in await store.symbol_statuses(symbols)}
-    names = sorted(set(statuses) | (watching if symbols is None else watching & set(symbols)))
-    behind = sessions_behind(
-        [statuses[n].last_date if n in statuses else None for n in names], session
-    )
-    runs = await store.list_runs(limit=_RECENT_RUNS)
-    midnight = dt.datetime.combine(now.astimezone(dt.UTC).date(), dt.time(), dt.UTC)
+    await watched(store, config, at=now)
+    rows = await store.status_rows()
+    if symbols is not None:
+        wanted = set(symbols)
+        rows = [r for r in rows if r.symbol in wanted]
+    runs = await store.list_runs(limit=1)
     return ServiceStatus(
         last_completed_session=session,
-        symbols=tuple(
-            _freshness(statuses.get(n), n, watched=n in watching, behind=b)
-            for n, b in zip(names, behind, strict=True)
-        ),
+        symbols=freshness(rows, session),
         last_run=runs[0] if runs else None,
-        calls_today=sum(r.calls for r in runs if r.started_at >= midnight),
+        calls_today=await store.calls_since(_midnight(now)),
+    )
+
+
+def _midnight(now: dt.datetime) -> dt.datetime:
+    return dt.datetime.combine(now.astimezone(dt.UTC).date(), dt.time(), dt.UTC)
+
+
+#: Stale symbols named in an overview (``stale`` counts them all; a page with
+#: ``stale_only`` lists every one).
+STALE_NAMED: Final = 100
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Overview:
+    """What ``GET /api/v1/status`` shows: totals, a page of symbols, the backfill."""
+
+    data_mode: DataMode
+    last_completed_session: dt.date
+    totals: StatusTotals
+    stale: tuple[str, ...]  # up to STALE_NAMED stale symbols, the most behind first
+    page: tuple[SymbolFreshness, ...]
+    next_after: str | None  # the symbol the next page starts after; None: this is the last
+    last_run: RunRecord | None
+    calls_today: int
+
+
+async def status_overview(
+    store: Store,
+    *,
+    now: dt.datetime,
+    delay: dt.timedelta = dt.timedelta(0),
+    after: str | None = None,
+    limit: int = 100,
+    stale_only: bool = False,
+) -> Overview:
+    """Totals over every stored or watched symbol, the stale ones named, one page of symbols.
+
+    Reads only indexed summaries (the status table and its watched flags, the latest run,
+    today's runs), in one :meth:`~marketdata.storage.base.Store.status_snapshot`: the same
+    handful of index reads however many symbols and bars are stored.
+    """
+    session = calendar.last_completed_session(now, delay=delay)
+    snap = await store.status_snapshot(
+        behind_before=session,
+        stale_limit=STALE_NAMED,
+        after=after,
+        limit=limit + 1,
+        stale_only=stale_only,
+        calls_since=_midnight(now),
+        source=SYNTHETIC,
+    )
+    rows = snap.rows
+    return Overview(
+        data_mode=mode_of(synthetic=snap.has_source, stored=snap.totals.bars > 0),
+        last_completed_session=session,
+        totals=snap.totals,
+        stale=tuple(snap.stale),
+        page=freshness(rows[:limit], session),
+        next_after=rows[limit - 1].symbol if len(rows) > limit else None,
+        last_run=snap.last_run,
+        calls_today=snap.calls,
     )

@@ -55,7 +55,11 @@ def _effective(entry: WatchEntry, config: Watchlist) -> Watched:
 
 
 async def watched(store: Store, config: Watchlist, *, at: dt.datetime) -> list[Watched]:
-    """The watched symbols, by symbol; configured symbols seen for the first time get a row."""
+    """The watched symbols, by symbol; configured symbols seen for the first time get a row.
+
+    Also brings the status table's watched flags in step (what ``/api/v1/status`` counts) when
+    they differ, e.g. after a change to ``MARKETDATA_SYMBOLS`` or the watchlist.
+    """
     rows = {e.symbol: e for e in await store.watchlist()}
     new = [
         WatchEntry(symbol=s, origin="config", added_at=at) for s in config.symbols if s not in rows
@@ -64,11 +68,15 @@ async def watched(store: Store, config: Watchlist, *, at: dt.datetime) -> list[W
         await store.save_watch(new)
         rows.update({e.symbol: e for e in new})
     configured = set(config.symbols)
-    return [
+    result = [
         _effective(e, config)
         for symbol, e in sorted(rows.items())
         if e.active and (e.origin == "user" or symbol in configured)
     ]
+    names = [w.symbol for w in result]
+    if await store.watched_symbols() != names:
+        await store.set_watched(names, only=True, at=at)
+    return result
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +115,7 @@ async def add(
         )
     if entries:
         await store.save_watch(entries)
+        await store.set_watched([e.symbol for e in entries], at=at)
     return changes
 
 
@@ -140,6 +149,7 @@ async def remove(
             if s in current
         ]
     )
+    await store.set_watched([s for s in names if s in current], watched=False, at=at)
     changes = []
     for symbol in names:
         purged = await store.purge_symbol(symbol) if purge else 0

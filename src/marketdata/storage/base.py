@@ -109,6 +109,30 @@ class SymbolStatus:
     last_error: str | None
     updated_at: dt.datetime
     source: str | None = None  # source of the latest write (``synthetic`` for simulated data)
+    watched: bool = False  # on the watchlist (as last synchronised by the service)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusTotals:
+    """Totals over the status table, for :meth:`Store.status_totals`."""
+
+    symbols: int  # stored or watched
+    bars: int
+    validated: int
+    missing_sessions: int
+    stale: int  # watched, and nothing stored or the last stored session is before the given day
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusSnapshot:
+    """Everything one status page reads, taken together (:meth:`Store.status_snapshot`)."""
+
+    totals: StatusTotals
+    stale: list[str]  # as :meth:`Store.stale_symbols`
+    rows: list[SymbolStatus]  # as :meth:`Store.status_rows`
+    last_run: RunRecord | None
+    calls: int  # as :meth:`Store.calls_since`
+    has_source: bool  # as :meth:`Store.has_source` for the source asked about
 
 
 class Store(Protocol):
@@ -211,7 +235,65 @@ class Store(Protocol):
         ...
 
     async def symbol_statuses(self, symbols: Sequence[str] | None = None) -> list[SymbolStatus]:
-        """Per-symbol summaries, ordered by symbol; all symbols when ``symbols`` is None."""
+        """Per-symbol summaries of stored symbols (those with bars), ordered by symbol; all of
+        them when ``symbols`` is None."""
+        ...
+
+    # -- the status table's watched flags and its totals, for the status page ---------------
+
+    async def watched_symbols(self) -> list[str]:
+        """Symbols whose status row is flagged watched, ordered."""
+        ...
+
+    async def set_watched(
+        self, symbols: Sequence[str], *, watched: bool = True, only: bool = False, at: dt.datetime
+    ) -> None:
+        """Flag ``symbols`` watched (True; a symbol with no bars gets an empty status row) or
+        not (False). With ``only`` (and ``watched``), every other symbol is unflagged. Empty
+        rows no longer watched are deleted. One transaction."""
+        ...
+
+    async def status_totals(self, *, behind_before: dt.date) -> StatusTotals:
+        """Counts and sums over every stored or watched symbol; ``stale`` counts the watched
+        ones with nothing stored or whose last stored session is before ``behind_before``."""
+        ...
+
+    async def status_rows(
+        self,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+        behind_before: dt.date | None = None,
+    ) -> list[SymbolStatus]:
+        """Stored or watched symbols' rows (empty ones for watched symbols without bars), by
+        symbol, after ``after``, at most ``limit``; with ``behind_before`` only the stale ones
+        (as counted by :meth:`status_totals`)."""
+        ...
+
+    async def stale_symbols(self, *, behind_before: dt.date, limit: int) -> list[str]:
+        """Up to ``limit`` watched symbols counted stale by :meth:`status_totals`, the most
+        behind first: those with nothing stored, then by last stored session, then by symbol."""
+        ...
+
+    async def calls_since(self, at: dt.datetime) -> int:
+        """Upstream calls made by backfill runs started at or after ``at``."""
+        ...
+
+    async def status_snapshot(
+        self,
+        *,
+        behind_before: dt.date,
+        stale_limit: int,
+        after: str | None,
+        limit: int,
+        stale_only: bool,
+        calls_since: dt.datetime,
+        source: str,
+    ) -> StatusSnapshot:
+        """:meth:`status_totals`, :meth:`stale_symbols`, :meth:`status_rows` (only the stale
+        ones with ``stale_only``), the latest run, :meth:`calls_since` and
+        :meth:`has_source` in one go: one worker-thread hop on SQLite, one pipelined round
+        trip on PostgreSQL."""
         ...
 
     async def purge_symbol(self, symbol: str) -> int:

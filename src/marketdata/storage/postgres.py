@@ -29,7 +29,6 @@ from marketdata.storage.base import (
     RULE_COUNT_SCHEMA,
     STORED_DIVIDEND_SCHEMA,
     STORED_SPLIT_SCHEMA,
-    SymbolStatus,
     UpsertCounts,
     disjoint_from_stored,
     has_scores,
@@ -42,7 +41,7 @@ from marketdata.storage.base import (
 )
 from marketdata.storage.jobs import Checkpoint, written_by_symbol
 from marketdata.storage.postgres_jobs import WRITE_LOCK as _WRITE_LOCK
-from marketdata.storage.postgres_jobs import PostgresJobs
+from marketdata.storage.postgres_status import PostgresStatus
 from marketdata.storage.urls import DatabaseUrl
 
 log = logging.getLogger(__name__)
@@ -199,6 +198,19 @@ def _copy_dtype(fields: list[tuple[str, str]]) -> np.dtype:
 
 
 _READ_DTYPE = _copy_dtype(_READ_FIELDS)
+
+# One symbol's bars as ONE bytea: each row's fixed-width fields packed big-endian by the
+# server's own *_send functions, rows in date order. One value instead of a row per message
+# (an async COPY hands the client one message per row), decoded by numpy in one call.
+_PACKED_ROW = (
+    "date_send(date) || float8send(open) || float8send(high) || float8send(low)"
+    " || float8send(close) || float8send(volume)"
+    " || boolsend(vwap IS NULL) || float8send(COALESCE(vwap, 0))"
+    " || boolsend(transactions IS NULL) || int8send(COALESCE(transactions, 0))"
+    " || boolsend(quality IS NULL) || float8send(COALESCE(quality, 0))"
+    " || int8send(flags) || boolsend(validated) || timestamptz_send(ingested_at)"
+)  # the fields of _READ_FIELDS, in order
+_PACKED_DTYPE = np.dtype(_READ_FIELDS)
 _NEIGHBOUR_DTYPE = _copy_dtype([("i", ">i8"), *_READ_FIELDS])
 _PG_EPOCH_DAYS = 10_957  # 2000-01-01 minus 1970-01-01
 _PG_EPOCH_US = _PG_EPOCH_DAYS * 86_400 * 1_000_000
@@ -215,7 +227,7 @@ def _decode_copy(data: bytes, dtype: np.dtype = _READ_DTYPE) -> np.ndarray:
     return np.frombuffer(body, dtype=dtype)
 
 
-class PostgresStore(PostgresJobs):
+class PostgresStore(PostgresStatus):
     """A :class:`~marketdata.storage.base.Store` in a PostgreSQL database."""
 
     backend = "postgresql"
@@ -580,11 +592,19 @@ class PostgresStore(PostgresJobs):
             where.append("quality >= %(min_quality)s")
             params["min_quality"] = min_quality
         sql = (
-            f"COPY (SELECT {_READ_COLUMNS} FROM {source} WHERE {' AND '.join(where)} "
-            "ORDER BY date) TO STDOUT (FORMAT BINARY)"
+            f"SELECT string_agg({_PACKED_ROW}, ''::bytea ORDER BY date) FROM {source} "
+            f"WHERE {' AND '.join(where)}"
         )
-        rows = _decode_copy(await self._copy_out(sql, params))
-        return _read_frame(rows)
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(sql, params, binary=True)
+                row = await cur.fetchone()
+        except (psycopg.OperationalError, PoolClosed, PoolTimeout) as exc:
+            raise DatabaseUnreachable(f"{self.description}: {_first_line(exc)}") from exc
+        except psycopg.Error as exc:
+            raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
+        packed = row[0] if row is not None and row[0] is not None else b""
+        return _read_frame(np.frombuffer(packed, dtype=_PACKED_DTYPE))
 
     async def read_revisions(self, symbol: str) -> pl.DataFrame:
         """Earlier versions of ``symbol``'s bars, oldest revision first."""
@@ -595,33 +615,6 @@ class PostgresStore(PostgresJobs):
             {"symbol": symbol},
         )
         return pl.DataFrame(rows, schema=REVISION_SCHEMA, orient="row")
-
-    async def symbol_statuses(self, symbols: Sequence[str] | None = None) -> list[SymbolStatus]:
-        """Per-symbol summaries, ordered by symbol."""
-        sql = (
-            "SELECT symbol, first_date, last_date, bar_count, validated_count, gap_count,"
-            " last_fetch, last_error, updated_at, source FROM symbol_status"
-        )
-        params: dict[str, Any] = {}
-        if symbols is not None:
-            sql += " WHERE symbol = ANY(%(symbols)s)"
-            params["symbols"] = list(symbols)
-        rows = await self._fetch(sql + " ORDER BY symbol", params)
-        return [
-            SymbolStatus(
-                symbol=r[0],
-                first_date=r[1],
-                last_date=r[2],
-                bar_count=int(r[3]),
-                validated_count=int(r[4]),
-                gap_count=int(r[5]),
-                last_fetch=r[6],
-                last_error=r[7],
-                updated_at=r[8],
-                source=r[9],
-            )
-            for r in rows
-        ]
 
     async def _fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         try:
@@ -654,15 +647,6 @@ class PostgresStore(PostgresJobs):
         except psycopg.Error as exc:
             raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
         return int(removed)
-
-    async def has_source(self, source: str | None = None) -> bool:
-        """Whether any symbol's latest write came from ``source`` (None: from anywhere)."""
-        rows = await self._fetch(
-            "SELECT 1 FROM symbol_status WHERE %(source)s::text IS NULL OR source = %(source)s"
-            " LIMIT 1",
-            {"source": source},
-        )
-        return bool(rows)
 
     async def ping(self) -> None:
         """Run a trivial query."""

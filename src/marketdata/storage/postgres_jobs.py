@@ -79,7 +79,8 @@ _FETCHED = (
 )
 
 _WATCH_COLUMNS = [f.name for f in fields(WatchEntry)]
-_RUN_COLUMNS = [f.name for f in fields(RunRecord) if f.name != "symbols"]
+RUN_COLUMNS = [f.name for f in fields(RunRecord) if f.name != "symbols"]
+_RUN_COLUMNS = RUN_COLUMNS
 _SYMBOL_COLUMNS = [f.name for f in fields(RunSymbol)]
 
 
@@ -96,6 +97,11 @@ def _utc(value: Any) -> Any:
 def _values(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     """A row as {column: value}, to build a value type from."""
     return {c: _utc(v) for c, v in zip(columns, row, strict=True)}
+
+
+def run_values(row: Sequence[Any]) -> dict[str, Any]:
+    """A ``backfill_runs`` row read as :data:`RUN_COLUMNS`, as :class:`RunRecord` fields."""
+    return _values(RUN_COLUMNS, row)
 
 
 def lock_key(name: str) -> int:

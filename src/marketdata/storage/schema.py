@@ -83,6 +83,15 @@ symbol_status = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("source", sa.Text, nullable=True, comment="source of the latest write (synthetic …)"),
+    sa.Column(
+        "watched",
+        sa.Boolean,
+        nullable=False,
+        server_default=sa.false(),
+        comment="on the watchlist (kept in step by the service)",
+    ),
+    sa.Index("symbol_status_watched_last", "watched", "last_date", "symbol"),
+    sa.Index("symbol_status_source", "source"),
 )
 
 #: One row per rule that fired on a bar (filled by validation).

@@ -26,7 +26,6 @@ from marketdata.storage.base import (
     RULE_COUNT_SCHEMA,
     STORED_DIVIDEND_SCHEMA,
     STORED_SPLIT_SCHEMA,
-    SymbolStatus,
     UpsertCounts,
     disjoint_from_stored,
     has_scores,
@@ -39,6 +38,7 @@ from marketdata.storage.base import (
 )
 from marketdata.storage.jobs import Checkpoint, written_by_symbol
 from marketdata.storage.sqlite_jobs import SQLiteJobs
+from marketdata.storage.sqlite_status import SQLiteStatus
 
 T = TypeVar("T")
 
@@ -109,7 +109,7 @@ def _rows(frame: pl.DataFrame) -> Iterator[tuple[Any, ...]]:
     ).iter_rows(buffer_size=4096)
 
 
-class SQLiteStore(SQLiteJobs):
+class SQLiteStore(SQLiteStatus, SQLiteJobs):
     """A :class:`~marketdata.storage.base.Store` in one SQLite file."""
 
     backend = "sqlite"
@@ -634,35 +634,6 @@ class SQLiteStore(SQLiteJobs):
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self._db.execute(sql, params).fetchall()
 
-    async def symbol_statuses(self, symbols: Sequence[str] | None = None) -> list[SymbolStatus]:
-        """Per-symbol summaries, ordered by symbol."""
-        sql = (
-            "SELECT symbol, first_date, last_date, bar_count, validated_count, gap_count,"
-            " last_fetch, last_error, updated_at, source FROM symbol_status"
-        )
-        params: list[Any] = []
-        if symbols is not None:
-            if not symbols:
-                return []
-            sql += f" WHERE symbol IN ({', '.join('?' * len(symbols))})"
-            params = list(symbols)
-        rows = await self._run(self._fetch, sql + " ORDER BY symbol", params)
-        return [
-            SymbolStatus(
-                symbol=r[0],
-                first_date=_date(r[1]),
-                last_date=_date(r[2]),
-                bar_count=int(r[3]),
-                validated_count=int(r[4]),
-                gap_count=int(r[5]),
-                last_fetch=_ts(r[6]),
-                last_error=r[7],
-                updated_at=_ts(r[8]) or dt.datetime.min.replace(tzinfo=dt.UTC),
-                source=r[9],
-            )
-            for r in rows
-        ]
-
     async def purge_symbol(self, symbol: str) -> int:
         """Delete everything stored for ``symbol`` in one transaction."""
         return await self._run(self._purge, symbol)
@@ -685,15 +656,6 @@ class SQLiteStore(SQLiteJobs):
             db.execute("ROLLBACK")
             raise
         return int(removed)
-
-    async def has_source(self, source: str | None = None) -> bool:
-        """Whether any symbol's latest write came from ``source`` (None: from anywhere)."""
-        rows = await self._run(
-            self._fetch,
-            "SELECT 1 FROM symbol_status WHERE ? IS NULL OR source = ? LIMIT 1",
-            [source, source],
-        )
-        return bool(rows)
 
     async def ping(self) -> None:
         """Run a trivial query."""
@@ -718,23 +680,31 @@ def _ts(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if value else None
 
 
+#: How :func:`~marketdata.storage.sqlite_leases.iso_ts` writes timestamps, for polars.
+_STORED_TS = "%Y-%m-%dT%H:%M:%S%.f%:z"
+
+
 def _frame(rows: list[tuple[Any, ...]], schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    """Driver rows → a typed frame; dates and timestamps arrive as ISO text."""
-    text_schema = {
-        name: pl.String() if isinstance(dtype, pl.Date | pl.Datetime) else dtype
-        for name, dtype in schema.items()
-    }
-    text_schema = {
-        n: (pl.Int8() if isinstance(t, pl.Boolean) else t) for n, t in text_schema.items()
-    }
-    frame = pl.DataFrame(rows, schema=text_schema, orient="row")
-    return frame.with_columns(
-        (
-            pl.col(name).str.to_date("%Y-%m-%d")
-            if isinstance(dtype, pl.Date)
-            else pl.col(name).str.to_datetime(time_unit="us", time_zone="UTC")
-            if isinstance(dtype, pl.Datetime)
-            else pl.col(name).cast(dtype)
-        )
-        for name, dtype in schema.items()
+    """Driver rows → a typed frame, built column by column (dates and timestamps arrive as
+    ISO text, booleans as integers)."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+    return pl.DataFrame(
+        [
+            _column(name, dtype, values)
+            for (name, dtype), values in zip(schema.items(), columns, strict=True)
+        ]
     )
+
+
+def _column(name: str, dtype: pl.DataType, values: Sequence[Any]) -> pl.Series:
+    if isinstance(dtype, pl.Date):
+        return pl.Series(name, values, pl.String()).str.to_date("%Y-%m-%d")
+    if isinstance(dtype, pl.Datetime):
+        text = pl.Series(name, values, pl.String())
+        try:  # the layout this store writes (iso_ts), parsed without guessing
+            return text.str.to_datetime(_STORED_TS, time_unit="us", time_zone="UTC")
+        except pl.exceptions.PolarsError:  # written some other way: let polars infer it
+            return text.str.to_datetime(time_unit="us", time_zone="UTC")
+    if isinstance(dtype, pl.Boolean):
+        return pl.Series(name, values, pl.Int8()).cast(pl.Boolean())
+    return pl.Series(name, values, dtype)

@@ -31,7 +31,8 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _WATCH_COLUMNS = [f.name for f in fields(WatchEntry)]
-_RUN_COLUMNS = [f.name for f in fields(RunRecord) if f.name != "symbols"]
+RUN_COLUMNS = [f.name for f in fields(RunRecord) if f.name != "symbols"]
+_RUN_COLUMNS = RUN_COLUMNS
 _SYMBOL_COLUMNS = [f.name for f in fields(RunSymbol)]
 _DATES = {"start_date", "end_date", "checkpoint", "checked_from", "actions_checked"}
 _STAMPS = {"started_at", "finished_at", "added_at", "fire_time"}
@@ -82,6 +83,11 @@ def _parse(column: str, value: Any) -> Any:
 def _values(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     """A row as {column: parsed value}, to build a value type from."""
     return {c: _parse(c, v) for c, v in zip(columns, row, strict=True)}
+
+
+def run_values(row: Sequence[Any]) -> dict[str, Any]:
+    """A ``backfill_runs`` row read as :data:`RUN_COLUMNS`, as :class:`RunRecord` fields."""
+    return _values(RUN_COLUMNS, row)
 
 
 class SQLiteJobs(SQLiteLeases):

@@ -72,14 +72,14 @@ class DatabaseUrl:
     @property
     def conninfo(self) -> str:
         """A libpq connection URL for psycopg (only for the postgresql backend)."""
-        return self.parts.geturl()
+        return _unsplit(self.parts)
 
     @property
     def sqlalchemy(self) -> str:
         """The URL for SQLAlchemy/Alembic, with the driver marketdata ships."""
         if self.backend == "sqlite":
             return f"sqlite:///{self.sqlite_path}"
-        return self.parts._replace(scheme="postgresql+psycopg").geturl()
+        return _unsplit(self.parts._replace(scheme="postgresql+psycopg"))
 
     @property
     def display(self) -> str:
@@ -94,3 +94,12 @@ class DatabaseUrl:
     def with_database(self, name: str) -> DatabaseUrl:
         """The same server, another database."""
         return DatabaseUrl(backend=self.backend, parts=self.parts._replace(path=f"/{name}"))
+
+
+def _unsplit(parts: SplitResult) -> str:
+    """``parts`` as a URL, keeping ``//`` when there is no host (``postgresql:///db`` means
+    the local socket; the standard library would write ``postgresql:/db``)."""
+    url = parts.geturl()
+    if not parts.netloc:
+        url = f"{parts.scheme}://{url.removeprefix(parts.scheme + ':')}"
+    return url

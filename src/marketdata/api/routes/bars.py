@@ -225,8 +225,6 @@ async def historical(
         after = decode_cursor(cursor) + dt.timedelta(days=1)
         start = max(start, after) if start else after
     when = as_of.replace(tzinfo=dt.UTC) if as_of and as_of.tzinfo is None else as_of
-    if not await store.symbol_statuses([name]):
-        raise NotFound(f"no bars stored for {name}")
     frame = await read_history(
         store,
         name,
@@ -237,6 +235,8 @@ async def historical(
         min_quality=min_quality,
         as_of=when,
     )
+    if frame.is_empty() and not await store.symbol_statuses([name]):
+        raise NotFound(f"no bars stored for {name}")
     limit = settings.api_max_rows
     following = None
     if frame.height > limit:
