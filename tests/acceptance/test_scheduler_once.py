@@ -35,6 +35,7 @@ def test_three_workers_one_trigger_one_run(
         "POLYGON_BASE_URL": market.url,
         "POLYGON_CALLS_PER_MINUTE": "0",
         "MARKETDATA_BACKFILL_CRON": "0 0 1 1 *",  # the same latest trigger for every process
+        "MARKETDATA_BACKUP_CRON": "",  # only the backfill job: the weekly backup is off
         "MARKETDATA_SYMBOLS": "AAPL,MSFT",
         "MARKETDATA_BACKFILL_YEARS": "1",
         "COLUMNS": "200",
