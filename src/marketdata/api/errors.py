@@ -49,6 +49,7 @@ from marketdata.errors import (
     ProviderError,
     StorageError,
 )
+from marketdata.logs import current_context
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +306,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def internal_error(request: Request, exc: Exception) -> Response:
     """500 with a generic detail and a request id; the exception and traceback go to the log."""
-    request_id = uuid.uuid4().hex[:12]
+    request_id = str(current_context().get("request_id") or uuid.uuid4().hex[:12])
     log.error(
         "unhandled error in %s %s (request id %s)",
         request.method,

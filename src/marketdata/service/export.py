@@ -1,25 +1,71 @@
-"""Exporting stored bars to CSV or Parquet in the import layout (import → export round-trips).
+"""Exporting stored bars: one CSV or Parquet file, or a portable Parquet dataset.
 
 Symbols are read one at a time, so memory stays bounded by the largest symbol's history.
 Floats are written in their shortest exact form, so every value survives a round trip bit for
 bit.
+
+A **dataset** (``export --format parquet --out DIR``) is a Hive-partitioned directory that
+pandas, polars, pyarrow, DuckDB and Spark read as one table, and ``marketdata import DIR``
+loads back (how a database moves from SQLite to PostgreSQL)::
+
+    DIR/symbol=AAPL/part-0.parquet     date, open, high, low, close, volume, vwap, transactions
+    DIR/symbol=BRK.B/part-0.parquet
+    DIR/_splits.parquet                the symbols' splits and dividends (import layout)
+    DIR/_dividends.parquet
+    DIR/_marketdata.json               manifest: version, time, symbols and row counts
+
+The symbol lives only in the directory name, as Hive, Spark, pandas and pyarrow write it:
+a ``symbol`` column inside the files as well makes pyarrow and pandas refuse the dataset (the
+two types clash). Names are percent-encoded where a character is unsafe in a path (``A/B`` is
+``symbol=A%2FB``), which every Hive reader decodes. Metadata names start with ``_``, which
+Hive-style readers skip. The manifest is written first marked incomplete and completed last,
+so an interrupted export is recognised: import refuses it and ``--overwrite`` replaces it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
+from urllib.parse import quote
 
 import polars as pl
 import pyarrow.parquet as pq
 
-from marketdata.bars import BAR_SCHEMA
+from marketdata import __version__
+from marketdata.bars import BAR_SCHEMA, DIVIDEND_SCHEMA, SPLIT_SCHEMA
 from marketdata.errors import InputError, NotFound
+from marketdata.service.actions import ActionsReport, read_actions_file, store_actions
 from marketdata.storage.base import Store
 
 ExportFormat = Literal["csv", "parquet"]
+
+#: What a dataset's manifest says it is, and the layout version this code writes and reads.
+DATASET_FORMAT = "marketdata-dataset"
+DATASET_VERSION = 1
+MANIFEST = "_marketdata.json"
+SPLITS_FILE = "_splits.parquet"
+DIVIDENDS_FILE = "_dividends.parquet"
+PART_FILE = "part-0.parquet"
+PARTITION_KEY = "symbol"
+#: Columns of each part file: the import layout without the symbol (it is the directory).
+PART_COLUMNS = [c for c in BAR_SCHEMA if c != PARTITION_KEY]
+
+
+def _arrow_schema(columns: dict[str, pl.DataType]) -> Any:
+    return pl.DataFrame(schema=columns).to_arrow().schema
+
+
+async def _check_stored(store: Store, symbols: Sequence[str]) -> None:
+    known = {s.symbol for s in await store.symbol_statuses(symbols)}
+    missing = [s for s in symbols if s not in known]
+    if missing:
+        msg = f"no bars stored for {', '.join(missing)}"
+        raise NotFound(msg)
 
 
 async def export_symbols(
@@ -37,15 +83,14 @@ async def export_symbols(
     Returns the number of rows written. A symbol with no stored bars raises :class:`NotFound`
     before anything is written.
     """
-    known = {s.symbol for s in await store.symbol_statuses(symbols)}
-    missing = [s for s in symbols if s not in known]
-    if missing:
-        msg = f"no bars stored for {', '.join(missing)}"
-        raise NotFound(msg)
+    await _check_stored(store, symbols)
     if fmt == "parquet" and not isinstance(out, Path):
         msg = "Parquet output needs a file: pass --out PATH"
         raise InputError(msg)
-    schema = pl.DataFrame(schema=BAR_SCHEMA).to_arrow().schema
+    if isinstance(out, Path) and out.is_dir():
+        msg = f"{out} is a directory: a CSV export is one file (--format parquet writes a dataset)"
+        raise InputError(msg)
+    schema = _arrow_schema(BAR_SCHEMA)
     total = 0
     writer: pq.ParquetWriter | None = None
     handle: IO[bytes] | None = None
@@ -79,3 +124,245 @@ async def export_symbols(
 async def stored_symbols(store: Store) -> list[str]:
     """Every symbol with bars, in order."""
     return [s.symbol for s in await store.symbol_statuses() if s.bar_count > 0]
+
+
+# -- datasets ---------------------------------------------------------------------------------
+
+
+def is_dataset_target(out: Path, fmt: ExportFormat) -> bool:
+    """Whether ``--out`` asks for a dataset: Parquet into a directory, or a new suffix-less path.
+
+    ``bars.parquet`` (or any existing file, or a name with a suffix) stays one file.
+    """
+    return fmt == "parquet" and (out.is_dir() or (not out.exists() and not out.suffix))
+
+
+def partition_name(symbol: str) -> str:
+    """``symbol=…`` for ``symbol``, percent-encoding all but letters, digits and ``._-~``."""
+    return f"{PARTITION_KEY}={quote(symbol, safe='')}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DatasetReport:
+    """What a dataset export wrote."""
+
+    path: Path
+    symbols: int
+    rows: int
+    splits: int
+    dividends: int
+
+
+def _owned(entry: Path) -> bool:
+    """Whether ``entry`` is something an export writes (and ``--overwrite`` may delete)."""
+    if entry.is_symlink():
+        return False
+    if entry.is_dir():
+        return entry.name.startswith(f"{PARTITION_KEY}=")
+    return entry.name in (MANIFEST, f"{MANIFEST}.tmp", SPLITS_FILE, DIVIDENDS_FILE)
+
+
+def check_directory(out: Path, *, overwrite: bool) -> list[Path]:
+    """What an export into ``out`` would delete, or :class:`InputError` saying what to do.
+
+    A non-empty directory is replaced only when it holds an earlier export and nothing else,
+    and only with ``overwrite``; anything else in it is never deleted.
+    """
+    if not out.exists():
+        return []
+    if not out.is_dir():
+        msg = f"{out} exists and is not a directory"
+        raise InputError(msg)
+    entries = sorted(out.iterdir())
+    if not entries:
+        return []
+    foreign = [e.name for e in entries if not _owned(e)]
+    if not (out / MANIFEST).is_file() or foreign:
+        shown = ", ".join(foreign[:3]) + (", …" if len(foreign) > 3 else "")
+        msg = (
+            f"{out} is not empty and is not an earlier marketdata export"
+            + (f" (it holds {shown})" if foreign else "")
+            + ": export into a new or empty directory"
+        )
+        raise InputError(msg)
+    if not overwrite:
+        msg = f"{out} holds an earlier export: pass --overwrite to replace it"
+        raise InputError(msg)
+    return entries
+
+
+def prepare_directory(out: Path, *, overwrite: bool) -> None:
+    """Make ``out`` an empty directory to export into (see :func:`check_directory`)."""
+    entries = check_directory(out, overwrite=overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    """Write the manifest atomically (a reader never sees half of it)."""
+    temporary = out / f"{MANIFEST}.tmp"
+    temporary.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    temporary.replace(out / MANIFEST)
+
+
+async def export_dataset(
+    store: Store,
+    symbols: Sequence[str],
+    *,
+    out: Path,
+    at: dt.datetime,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    overwrite: bool = False,
+    progress: Callable[[str, int], None] | None = None,
+) -> DatasetReport:
+    """Write ``symbols`` as a Hive-partitioned Parquet dataset in ``out`` (see the module doc).
+
+    Splits and dividends of the symbols are written whole (a split after ``end`` still
+    adjusts the bars before it). A symbol with no stored bars raises :class:`NotFound`.
+    """
+    symbols = list(dict.fromkeys(symbols))  # a symbol named twice is written once
+    await _check_stored(store, symbols)
+    prepare_directory(out, overwrite=overwrite)
+    manifest: dict[str, Any] = {
+        "format": DATASET_FORMAT,
+        "version": DATASET_VERSION,
+        "complete": False,
+        "marketdata_version": __version__,
+        "exported_at": at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "start": start.isoformat() if start else None,
+        "end": end.isoformat() if end else None,
+        "partitioning": {"flavor": "hive", "key": PARTITION_KEY, "file": PART_FILE},
+        "columns": {c: str(BAR_SCHEMA[c]) for c in PART_COLUMNS},
+    }
+    _write_manifest(out, manifest)
+    schema = _arrow_schema({c: BAR_SCHEMA[c] for c in PART_COLUMNS})
+    written: dict[str, dict[str, Any]] = {}
+    for symbol in symbols:
+        bars = (await store.read_bars(symbol, start=start, end=end)).select(PART_COLUMNS)
+        if bars.height:
+            directory = out / partition_name(symbol)
+            try:
+                directory.mkdir()
+            except FileExistsError:
+                folded = directory.name.casefold()
+                other = next(
+                    (s for s, e in written.items() if e["path"].casefold() == folded), "another"
+                )
+                msg = (
+                    f"{symbol} and {other} differ only in letter case, and the file system "
+                    f"of {out} does not tell them apart: export them separately"
+                )
+                raise InputError(msg) from None
+            pq.write_table(bars.to_arrow().cast(schema), directory / PART_FILE, compression="zstd")
+            written[symbol] = {
+                "path": directory.name,
+                "rows": bars.height,
+                "first_date": bars["date"][0].isoformat(),
+                "last_date": bars["date"][-1].isoformat(),
+            }
+        if progress:
+            progress(symbol, bars.height)
+    chosen = pl.col("symbol").is_in(list(symbols))
+    splits = (await store.read_splits()).filter(chosen).select(list(SPLIT_SCHEMA))
+    dividends = (await store.read_dividends()).filter(chosen).select(list(DIVIDEND_SCHEMA))
+    splits.write_parquet(out / SPLITS_FILE, compression="zstd")
+    dividends.write_parquet(out / DIVIDENDS_FILE, compression="zstd")
+    rows = sum(entry["rows"] for entry in written.values())
+    manifest.update(
+        complete=True,
+        rows=rows,
+        symbols=written,
+        actions={
+            "splits": {"path": SPLITS_FILE, "rows": splits.height},
+            "dividends": {"path": DIVIDENDS_FILE, "rows": dividends.height},
+        },
+    )
+    _write_manifest(out, manifest)
+    return DatasetReport(
+        path=out,
+        symbols=len(written),
+        rows=rows,
+        splits=splits.height,
+        dividends=dividends.height,
+    )
+
+
+# -- importing a dataset's extras -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Manifest:
+    """A complete dataset's manifest: what an import checks and loads besides the bars."""
+
+    directory: Path
+    rows: int
+    symbols: dict[str, int]  # symbol → rows
+    splits: Path | None
+    dividends: Path | None
+
+
+def read_manifest(directory: Path) -> Manifest | None:
+    """The manifest of the dataset in ``directory`` (``None`` if it has none).
+
+    An unfinished export, a newer layout version or a missing part file is an
+    :class:`InputError`, so an import never loads half a dataset unawares.
+    """
+    path = directory / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        msg = f"{path}: not a readable export manifest ({exc})"
+        raise InputError(msg) from None
+    if not isinstance(data, dict) or data.get("format") != DATASET_FORMAT:
+        msg = f"{path}: not a marketdata export manifest"
+        raise InputError(msg)
+    version = data.get("version")
+    if not isinstance(version, int) or version > DATASET_VERSION:
+        msg = (
+            f"{path}: dataset layout version {version!r} is newer than this marketdata reads "
+            f"({DATASET_VERSION}): upgrade marketdata to import it"
+        )
+        raise InputError(msg)
+    if data.get("complete") is not True:
+        msg = f"{directory} is an unfinished export (was it interrupted?): export it again"
+        raise InputError(msg)
+    entries: dict[str, dict[str, Any]] = data.get("symbols") or {}
+    absent = [
+        e["path"] for e in entries.values() if not (directory / e["path"] / PART_FILE).is_file()
+    ]
+    if absent:
+        msg = f"{directory}: the export lists files that are gone: {', '.join(absent[:5])}"
+        raise InputError(msg)
+    actions: dict[str, dict[str, Any]] = data.get("actions") or {}
+
+    def action_file(kind: str) -> Path | None:
+        name = actions.get(kind, {}).get("path")
+        return directory / name if name and (directory / name).is_file() else None
+
+    return Manifest(
+        directory=directory,
+        rows=int(data.get("rows", 0)),
+        symbols={s: int(e["rows"]) for s, e in entries.items()},
+        splits=action_file("splits"),
+        dividends=action_file("dividends"),
+    )
+
+
+async def import_actions(store: Store, manifest: Manifest, *, at: dt.datetime) -> ActionsReport:
+    """Store the splits and dividends of a dataset (before its bars, so they score right)."""
+    splits = read_actions_file(manifest.splits)[0] if manifest.splits else None
+    dividends = read_actions_file(manifest.dividends)[1] if manifest.dividends else None
+    return await store_actions(
+        store,
+        splits=splits,
+        dividends=dividends,
+        source=f"file:{manifest.directory.name}",
+        at=at,
+    )

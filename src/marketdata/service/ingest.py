@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from marketdata.errors import DataRejected
-from marketdata.providers.files import BarFile, open_bar_file
+from marketdata.providers.files import BarFile, expand_paths, open_bar_file
 from marketdata.providers.parsing import LINE
 from marketdata.service.quality import write_bars
 from marketdata.service.simulated import replace_synthetic
@@ -87,8 +87,11 @@ async def prefetched(items: Iterator[T]) -> AsyncIterator[T]:
 
 
 def check_files(paths: Sequence[Path]) -> list[BarFile]:
-    """Open every file first, so a missing or malformed one stops the import before writing."""
-    return [open_bar_file(p) for p in paths]
+    """Open every file first, so a missing or malformed one stops the import before writing.
+
+    A directory stands for the bar files under it, recursively (see ``expand_paths``).
+    """
+    return [open_bar_file(p) for p in expand_paths(paths)]
 
 
 def _rejects(bar_file: BarFile, frame_rows: list[tuple[int, str]]) -> list[RejectedRow]:

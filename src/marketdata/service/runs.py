@@ -31,6 +31,7 @@ from marketdata.errors import (
     MarketDataError,
     NotFound,
 )
+from marketdata.logs import log_context
 from marketdata.providers.base import Provider
 from marketdata.service.actions import fetch_actions
 from marketdata.service.backfill import Options, Prepared, Strategy, Target, prepare
@@ -208,11 +209,28 @@ class Backfiller:
             run_id,
             len(prepared.plan.symbols),
             prepared.plan.calls,
-            extra={"event": "backfill_started", "run": run_id, "trigger": trigger},
+            extra={
+                "event": "backfill_started",
+                "run": run_id,
+                "run_id": run_id,
+                "trigger": trigger,
+            },
         )
         return lock, run_id, prepared, recovered
 
     async def _finish(
+        self,
+        lock: StoreLock,
+        run_id: int,
+        prepared: Prepared,
+        recovered: tuple[int, ...],
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> Outcome:
+        with log_context(run_id=run_id):  # every line the run logs carries its id
+            return await self._execute(lock, run_id, prepared, recovered, on_progress=on_progress)
+
+    async def _execute(
         self,
         lock: StoreLock,
         run_id: int,
