@@ -1,0 +1,178 @@
+"""Coverage by month: of each month's XNYS sessions since a symbol's first stored one, how many
+it has stored, and how many of those passed validation. The dashboard's heat map is drawn from
+it, so holes (and a stale symbol's missing last sessions) jump out.
+
+The month grid is calendar logic only (:func:`month_counts` is pure: sessions and stored dates
+in, counts out); the stored dates and ``validated`` marks of every symbol come from one read of
+the bars in the range (:meth:`~marketdata.storage.base.Store.read_neighbourhood`, a single
+query on PostgreSQL, one snapshot on SQLite). Bars on dates that are not sessions never count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from marketdata import calendar
+from marketdata.errors import InputError, NotFound
+from marketdata.storage.base import Store
+
+#: Columns of :func:`month_counts` results.
+COUNT_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "month": pl.String(),
+    "sessions": pl.Int64(),
+    "present": pl.Int64(),
+    "valid": pl.Int64(),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonthCoverage:
+    """One symbol in one month (``YYYY-MM``): sessions, bars stored on them, bars validated."""
+
+    month: str
+    sessions: int
+    present: int
+    valid: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SymbolCoverage:
+    """A symbol's stored range and its months."""
+
+    symbol: str
+    first_date: dt.date | None
+    last_date: dt.date | None
+    months: tuple[MonthCoverage, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Coverage:
+    """Every asked symbol over the months of [start, end]."""
+
+    start: dt.date
+    end: dt.date
+    months: tuple[str, ...]
+    symbols: tuple[SymbolCoverage, ...]
+
+    def __post_init__(self) -> None:
+        if self.start > self.end:
+            msg = f"start {self.start} is after end {self.end}"
+            raise InputError(msg)
+
+
+def month_labels(sessions: calendar.SessionArray) -> tuple[str, ...]:
+    """The months (``YYYY-MM``) that hold at least one of ``sessions``, in order."""
+    return tuple(str(m) for m in np.unique(sessions.astype("datetime64[M]")))
+
+
+def month_counts(
+    sessions: calendar.SessionArray, bars: pl.DataFrame, firsts: Mapping[str, dt.date | None]
+) -> pl.DataFrame:
+    """Per symbol and month of ``sessions``: sessions expected, bars present on them, bars
+    validated.
+
+    ``bars`` has ``symbol``, ``date`` and ``validated`` (one row per symbol and date);
+    ``firsts`` maps each symbol, in the order wanted, to its first stored session: sessions
+    before it are not expected (a history that starts in March leaves January and February at
+    zero sessions, not missing). Every symbol gets every month of ``sessions``; rows are
+    ordered by symbol (as in ``firsts``) and month.
+    """
+    days = pl.DataFrame({"date": pl.Series(sessions, dtype=pl.Date())}).with_columns(
+        pl.col("date").dt.strftime("%Y-%m").alias("month")
+    )
+    order = pl.DataFrame(
+        {"symbol": list(firsts), "_first": list(firsts.values()), "_order": range(len(firsts))},
+        schema={"symbol": pl.String(), "_first": pl.Date(), "_order": pl.Int64()},
+    )
+    grid = order.join(days.select("month").unique(), how="cross")
+    expected = (
+        order.join(days, how="cross")
+        .filter(pl.col("_first").is_null() | (pl.col("date") >= pl.col("_first")))
+        .group_by("symbol", "month")
+        .agg(pl.len().alias("sessions"))
+    )
+    counts = (
+        bars.select("symbol", "date", pl.col("validated").cast(pl.Int64))
+        .join(days, on="date", how="inner")
+        .group_by("symbol", "month")
+        .agg(pl.len().alias("present"), pl.col("validated").sum().alias("valid"))
+    )
+    return (
+        grid.join(expected, on=["symbol", "month"], how="left")
+        .join(counts, on=["symbol", "month"], how="left")
+        .with_columns(pl.col("sessions", "present", "valid").fill_null(0))
+        .sort("_order", "month")
+        .select(pl.col(name).cast(dtype) for name, dtype in COUNT_SCHEMA.items())
+    )
+
+
+async def coverage(
+    store: Store,
+    symbols: Sequence[str] | None = None,
+    *,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    today: dt.date,
+    limit: int | None = None,
+) -> Coverage:
+    """Monthly coverage of ``symbols`` (every stored symbol when None) over [start, end].
+
+    ``end`` defaults to ``today`` (the last completed session, so a stale symbol's last months
+    show it), ``start`` to the first stored session of the symbols. Dates must lie in the
+    calendar's window; a named symbol with no bars is :class:`NotFound`. ``limit`` keeps the
+    first symbols (by name) of a default, all-symbols answer.
+    """
+    statuses = await store.symbol_statuses(symbols)
+    if symbols is not None:
+        stored = {s.symbol for s in statuses if s.bar_count}
+        unknown = [s for s in symbols if s not in stored]
+        if unknown:
+            raise NotFound(f"no bars stored for {', '.join(unknown)}")
+    statuses = [s for s in statuses if s.bar_count][:limit]
+    end = end if end is not None else _clamp(today)
+    earliest = min((s.first_date for s in statuses if s.first_date is not None), default=end)
+    start = start if start is not None else _clamp(earliest)
+    for label, day in (("start", start), ("end", end)):
+        if not calendar.FIRST_DATE <= day <= calendar.LAST_DATE:
+            msg = f"{label} {day} is outside {calendar.FIRST_DATE} … {calendar.LAST_DATE}"
+            raise InputError(msg)
+    if start > end:
+        raise InputError(f"start {start} is after end {end}")
+    names = [s.symbol for s in statuses]
+    spans = pl.DataFrame(
+        {"symbol": names, "lo": [start] * len(names), "hi": [end] * len(names)},
+        schema={"symbol": pl.String(), "lo": pl.Date(), "hi": pl.Date()},
+    )
+    bars = await store.read_neighbourhood(spans, rows=0)
+    firsts = {s.symbol: s.first_date for s in statuses}
+    counts = month_counts(calendar.sessions(start, end), bars, firsts)
+    cells: dict[str, list[MonthCoverage]] = {name: [] for name in names}
+    for symbol, month, sessions, present, valid in counts.iter_rows():
+        cells[symbol].append(
+            MonthCoverage(month=month, sessions=sessions, present=present, valid=valid)
+        )
+    return Coverage(
+        start=start,
+        end=end,
+        months=month_labels(calendar.sessions(start, end)),
+        symbols=tuple(
+            SymbolCoverage(
+                symbol=s.symbol,
+                first_date=s.first_date,
+                last_date=s.last_date,
+                months=tuple(cells[s.symbol]),
+            )
+            for s in statuses
+        ),
+    )
+
+
+def _clamp(day: dt.date) -> dt.date:
+    """``day`` moved into the calendar's window (for defaults, never for asked dates)."""
+    return min(max(day, calendar.FIRST_DATE), calendar.LAST_DATE)
