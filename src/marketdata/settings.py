@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -22,6 +23,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from marketdata.crontab import parse_crontab
 from marketdata.errors import InputError
+from marketdata.logs import LogFormat
 from marketdata.symbols import DEFAULT_SYMBOLS, normalize_symbols, parse_symbol_list
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -47,7 +49,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         default=Path("data"),
-        description="Where the embedded SQLite database (and later backups) live.",
+        description="Where the embedded SQLite database (and, by default, backups) live.",
     )
     database_url: str = Field(
         default="",
@@ -57,6 +59,13 @@ class Settings(BaseSettings):
         ),
     )
     log_level: LogLevel = "INFO"
+    log_format: LogFormat = Field(
+        default="auto",
+        description=(
+            "How logs are written to stderr: `json` lines, human `text`, or `auto` "
+            "(JSON unless stderr is a terminal)."
+        ),
+    )
     host: str = Field(default="127.0.0.1", description="Address `marketdata serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `marketdata serve` uses.")
     simulate: bool = Field(
@@ -155,6 +164,35 @@ class Settings(BaseSettings):
         description="Run the scheduler (daily backfill) inside `marketdata serve`.",
     )
 
+    backup_dir: Path | None = Field(
+        default=None,
+        description="Where `marketdata backup` and the scheduled backup write (default: "
+        "data_dir/backups).",
+    )
+    backup_cron: str = Field(
+        default="0 3 * * 0",
+        description="When the scheduled backup runs: a crontab expression in UTC (Sundays "
+        "03:00 UTC); empty turns it off.",
+    )
+    backup_keep_daily: int = Field(
+        default=7,
+        ge=0,
+        le=3660,
+        description="Backups kept by day: the newest of each of the last N days.",
+    )
+    backup_keep_weekly: int = Field(
+        default=8,
+        ge=0,
+        le=520,
+        description="Backups kept by week: the newest of each of the last N ISO weeks "
+        "(the newest verified backup is always kept).",
+    )
+    backup_pg_bin_dir: Path | None = Field(
+        default=None,
+        description="Directory holding pg_dump and pg_restore (default: found on PATH); they "
+        "must be at least the PostgreSQL server's major version.",
+    )
+
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
         default=(),
         description=(
@@ -175,6 +213,20 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="Most bars in one API response; longer results continue with a cursor.",
     )
+    dashboard_refresh_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=86_400,
+        description="How often /dashboard refreshes its data (seconds; `?refresh=` overrides).",
+    )
+
+    @field_validator("polygon_api_key", mode="before")
+    @classmethod
+    def _blank_key_is_none(cls, value: object) -> object:
+        """``POLYGON_API_KEY=`` (as left in a copied .env file) means no key, not an empty one."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -217,14 +269,17 @@ class Settings(BaseSettings):
         msg = "MARKETDATA_SYMBOLS must be a comma-separated list of symbols"
         raise ValueError(msg)
 
-    @field_validator("backfill_cron")
+    @field_validator("backfill_cron", "backup_cron")
     @classmethod
-    def _crontab(cls, value: str) -> str:
+    def _crontab(cls, value: str, info: ValidationInfo) -> str:
         value = " ".join(value.split())
+        if not value and info.field_name == "backup_cron":
+            return value  # scheduled backups off
         try:
             parse_crontab(value)
         except ValueError as exc:
-            raise ValueError(f"MARKETDATA_BACKFILL_CRON {value!r}: {exc}") from None
+            variable = f"MARKETDATA_{str(info.field_name).upper()}"
+            raise ValueError(f"{variable} {value!r}: {exc}") from None
         return value
 
     @field_validator("database_url")
@@ -254,3 +309,15 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'marketdata.db'}"
         return self
+
+    def secret_values(self) -> list[str]:
+        """Every secret held here (vendor key, API keys, database password): what logs redact."""
+        secrets = [self.polygon_api_key.get_secret_value()] if self.polygon_api_key else []
+        secrets += [key.get_secret_value() for key in self.api_keys]
+        try:
+            password = urlsplit(self.database_url).password
+        except ValueError:  # a malformed URL fails later, with its own message
+            password = None
+        if password:
+            secrets += [password, unquote(password)]
+        return secrets

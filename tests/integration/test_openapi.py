@@ -59,6 +59,8 @@ def test_the_document_lists_the_api(spec: dict[str, Any]) -> None:
         "POST /api/v1/backfill",
         "GET /api/v1/backfill/{run_id}",
         "GET /api/v1/quality/{symbol}",
+        "GET /api/v1/coverage",
+        "GET /api/v1/actions/{symbol}",
     } <= listed
 
 

@@ -12,17 +12,30 @@ from fastapi import APIRouter, FastAPI
 from fastapi.encoders import jsonable_encoder
 from fastapi.routing import APIRoute
 
-from marketdata import __version__
+from marketdata import __version__, logs
 from marketdata.api import metrics
+from marketdata.api.dashboard import install_dashboard
 from marketdata.api.errors import add_exception_handlers
 from marketdata.api.metrics import install_metrics
-from marketdata.api.routes import backfill, bars, polygon, quality, status, symbols, system
+from marketdata.api.requestid import install_request_id
+from marketdata.api.routes import (
+    actions,
+    backfill,
+    bars,
+    coverage,
+    polygon,
+    quality,
+    status,
+    symbols,
+    system,
+)
 from marketdata.api.security import install_security
 from marketdata.calendar import last_completed_session
 from marketdata.service.periodic import scheduled_jobs
 from marketdata.service.runs import Backfiller, backfiller
 from marketdata.service.scheduler import Scheduler
 from marketdata.service.simulated import SIMULATED_NOTICE, data_mode, seed_if_empty
+from marketdata.service.watchlist import Watchlist, watched
 from marketdata.settings import Settings
 from marketdata.storage import open_store
 from marketdata.storage.base import Store
@@ -40,10 +53,11 @@ class State(TypedDict):
 
 async def prepare_database(store: Store, settings: Settings, *, announce: bool = True) -> None:
     """Check the database answers; with no key, seed an empty one with simulated data (and,
-    with ``announce``, say loudly that the data is simulated)."""
+    with ``announce``, say loudly that the data is simulated); bring the watchlist's flags in
+    the status table in step with ``MARKETDATA_SYMBOLS``."""
     await store.ping()
+    now = dt.datetime.now(dt.UTC)
     if settings.polygon_api_key is None and settings.simulate:
-        now = dt.datetime.now(dt.UTC)
         await seed_if_empty(
             store,
             symbols=settings.symbols,
@@ -51,17 +65,20 @@ async def prepare_database(store: Store, settings: Settings, *, announce: bool =
             today=last_completed_session(now),
             at=now,
         )
+    await watched(store, Watchlist(symbols=settings.symbols, years=settings.backfill_years), at=now)
     if announce and await data_mode(store) == "simulated":
         log.warning(SIMULATED_NOTICE, extra={"event": "serving_simulated_data"})
 
 
 def app_from_environment() -> FastAPI:
     """The app with settings read from the environment (each ``serve --workers`` process)."""
-    return create_app(Settings())
+    settings = Settings()
+    logs.configure(settings.log_level, secrets=settings.secret_values(), fmt=settings.log_format)
+    return create_app(settings)
 
 
 #: Routers of the resources, in the order the docs list them.
-ROUTES = (status, bars, symbols, backfill, quality, polygon)
+ROUTES = (status, bars, symbols, backfill, quality, coverage, actions, polygon)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -96,9 +113,11 @@ def create_app(settings: Settings) -> FastAPI:
     add_exception_handlers(app)
     install_security(app, settings)
     install_metrics(app)
+    install_request_id(app)  # outermost: every log line of a request carries its id
     app.include_router(system.router)
     for module in ROUTES:
         app.include_router(module.router)
+    install_dashboard(app)
     _keep_example_nulls(app, [system.router, metrics.router, *(m.router for m in ROUTES)])
     return app
 

@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests by route, backfill activity, data freshness, scheduler state.
+"""Prometheus metrics: requests by route, backfill activity, data freshness, scheduler state,
+backups.
 
 - **Requests** are measured in this process by a pure ASGI middleware into the app's own
   registry (``app.state.metrics_registry``): each worker counts its own, so ``sum`` them. The
@@ -40,6 +41,8 @@ from marketdata.api.deps import SchedulerDep, SettingsDep, StoreDep
 from marketdata.api.errors import problem_responses
 from marketdata.api.security import require_read
 from marketdata.errors import StorageError
+from marketdata.service.backup_run import last_backup
+from marketdata.service.backup_state import BackupState
 from marketdata.service.scheduler import SchedulerInfo
 from marketdata.service.status import ServiceStatus, service_status
 from marketdata.service.watchlist import Watchlist
@@ -294,6 +297,46 @@ def scheduler_families(info: SchedulerInfo) -> list[Metric]:
     ]
 
 
+def backup_families(state: BackupState | None, *, now: dt.datetime) -> list[Metric]:
+    """The newest backup and the last good one, as recorded in the database.
+
+    Without a successful backup the age of the last success is +Inf (one alert threshold
+    also fires for an installation that never backed up); the other series are absent until
+    a backup is attempted.
+    """
+    success = state.last_success if state is not None else None
+    families: list[Metric] = [
+        GaugeMetricFamily(
+            "marketdata_backup_last_success_age_seconds",
+            "Seconds since the latest successful backup was taken (+Inf: none yet).",
+            value=(now - success).total_seconds() if success is not None else math.inf,
+        )
+    ]
+    if state is None:
+        return families
+    families += [
+        GaugeMetricFamily(
+            "marketdata_backup_last_ok",
+            "1 when the newest backup was written and verified, else 0.",
+            value=float(state.ok and state.verified is True),
+        ),
+        GaugeMetricFamily(
+            "marketdata_backup_last_timestamp_seconds",
+            "When the newest backup attempt was taken (Unix time).",
+            value=state.at.timestamp(),
+        ),
+    ]
+    if state.size is not None:
+        families.append(
+            GaugeMetricFamily(
+                "marketdata_backup_last_size_bytes",
+                "Size of the newest backup file (bytes).",
+                value=state.size,
+            )
+        )
+    return families
+
+
 def info_families(*, backend: str, database_up: bool) -> list[Metric]:
     """Constant facts about this installation, and whether the database answered."""
     info = GaugeMetricFamily(
@@ -345,7 +388,8 @@ async def metrics(
     request: Request, store: StoreDep, scheduler: SchedulerDep, settings: SettingsDep
 ) -> Response:
     """Request counts and latencies by route (this process), backfill totals and outcomes,
-    per-symbol freshness and the scheduler's state, in the Prometheus text format.
+    per-symbol freshness, the scheduler's state and the last backup, in the Prometheus text
+    format.
 
     Everything but the request metrics and ``marketdata_scheduler_running`` is read from the
     database, so every worker process reports the same values. When the database does not
@@ -362,6 +406,7 @@ async def metrics(
             delay=dt.timedelta(minutes=settings.backfill_delay_minutes),
         )
         info = await scheduler.info()
+        backups = await last_backup(store)
     except StorageError:
         database_up = False
         families.extend(scheduler_families(SchedulerInfo(running=scheduler.running)))
@@ -370,6 +415,7 @@ async def metrics(
         families.extend(backfill_families(runs, now=now))
         families.extend(freshness_families(status))
         families.extend(scheduler_families(info))
+        families.extend(backup_families(backups, now=now))
     families.extend(info_families(backend=store.backend, database_up=database_up))
     registry: CollectorRegistry = request.app.state.metrics_registry
     body = generate_latest(_Scrape(families, registry))

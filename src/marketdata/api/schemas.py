@@ -57,6 +57,21 @@ class BackfillSummary(BaseModel):
     errors: int
 
 
+class BackupSummary(BaseModel):
+    """The newest backup attempt (``marketdata backup`` or the weekly job) and the last good one."""
+
+    at: dt.datetime = Field(description="When the attempt ended.")
+    ok: bool = Field(description="Written and, when verification ran, verified.")
+    name: str | None = Field(default=None, description="The backup file's name.")
+    verified: bool | None = Field(
+        default=None, description="Restored into a scratch database and compared (null: not run)."
+    )
+    size: int | None = Field(default=None, description="Bytes.")
+    error: str | None = Field(default=None, description="Why the attempt failed.")
+    last_success: dt.datetime | None = Field(default=None, description="The last good backup.")
+    last_success_name: str | None = None
+
+
 class Health(BaseModel):
     """Liveness and readiness."""
 
@@ -79,6 +94,12 @@ class Health(BaseModel):
         description="'simulated' while synthetic bars are served (no API key), 'real' otherwise.",
     )
     notice: str | None = Field(default=None, description="What the user should know, if anything.")
+    last_backup: BackupSummary | None = Field(
+        default=None, description="The newest backup attempt (by any process); null: none yet."
+    )
+    next_backup: dt.datetime | None = Field(
+        default=None, description="When the weekly backup runs next (UTC); null: not scheduled."
+    )
 
 
 class Root(BaseModel):
@@ -90,6 +111,7 @@ class Root(BaseModel):
     redoc: str
     openapi: str
     health: str
+    dashboard: str = Field(default="/dashboard", description="The web dashboard.")
     data_mode: Literal["simulated", "real", "empty", "unknown"]
     notice: str | None = None
 

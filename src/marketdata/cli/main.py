@@ -10,36 +10,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import typer
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from marketdata import __version__, logs
-from marketdata.cli import backfill, quality, verify
-from marketdata.cli._common import EXIT_PARTIAL, err, load_settings, out
+from marketdata.cli import backfill, backup, quality, verify
+from marketdata.cli._common import err, load_settings, out
 from marketdata.cli._common import settings_of as _settings
 from marketdata.cli._common import with_store as _with_store
 from marketdata.cli.actions import actions_app
 from marketdata.cli.symbols import symbols_app
 from marketdata.errors import InputError, MarketDataError
 from marketdata.storage.urls import DatabaseUrl
-
-if TYPE_CHECKING:
-    from marketdata.providers.files import BarFile
-    from marketdata.storage import Store
-    from marketdata.storage.base import SymbolStatus
 
 # Heavy modules (polars, pyarrow, the database drivers, alembic) are imported inside the
 # commands that need them, so `--help` and `--version` answer at once.
@@ -96,12 +81,7 @@ def root(
     """Own a clean, verified copy of US daily stock bars."""
     del version
     settings = load_settings(database_url=database_url)
-    secrets = [settings.polygon_api_key.get_secret_value()] if settings.polygon_api_key else []
-    secrets += [key.get_secret_value() for key in settings.api_keys]
-    password = DatabaseUrl.parse(settings.database_url).password
-    if password:
-        secrets.append(str(password))
-    logs.configure(settings.log_level, secrets=secrets)
+    logs.configure(settings.log_level, secrets=settings.secret_values(), fmt=settings.log_format)
     ctx.obj = settings
 
 
@@ -115,7 +95,9 @@ def import_(
         list[Path],
         typer.Argument(
             help="CSV, CSV.gz or Parquet files with a header: symbol,date,open,high,low,close,"
-            "volume[,vwap,transactions] or Polygon flat files' day-aggregates layout.",
+            "volume[,vwap,transactions] or Polygon flat files' day-aggregates layout; or "
+            "directories of them (read recursively, in name order), such as a dataset written "
+            "by `export --format parquet --out DIR`.",
             show_default=False,
         ),
     ],
@@ -136,58 +118,17 @@ def import_(
     """Load bars from files; identical rows are left alone, changed rows keep a revision.
 
     Bad rows (unparsable number or date, empty symbol, wrong number of fields) are reported
-    with file and line and skipped.
+    with file and line and skipped. A dataset from `marketdata export` brings its splits and
+    dividends too: export from one database and import into another to move between backends.
 
-    Example: marketdata import aapl.csv 2024-01-*.csv.gz
+    Example: marketdata import aapl.csv 2024-01-*.csv.gz exported-dataset/
     """
-    from marketdata.cli import render
-    from marketdata.service import ingest
+    from marketdata.cli import transfer
 
     settings = _settings(ctx)
-    rows_per_chunk = chunk_rows or settings.import_chunk_rows
-    checked = ingest.check_files(files)
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rows]:,} rows"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=False,
+    transfer.run_import(
+        settings, files, strict=strict, chunk_rows=chunk_rows or settings.import_chunk_rows
     )
-    tasks = {str(f.path): progress.add_task(f.path.name, total=f.size, rows=0) for f in checked}
-
-    def on_progress(bar_file: BarFile, position: int, rows: int) -> None:
-        task = tasks[str(bar_file.path)]
-        done = progress.tasks[task].fields["rows"] + rows
-        progress.update(task, completed=position, rows=done)
-
-    started = time.perf_counter()
-    with progress:
-        report = _with_store(
-            settings,
-            lambda store: ingest.import_files(
-                store,
-                checked,
-                at=dt.datetime.now(dt.UTC),
-                chunk_rows=rows_per_chunk,
-                strict=strict,
-                progress=on_progress,
-            ),
-        )
-        for f in checked:
-            progress.update(tasks[str(f.path)], completed=f.size)
-    elapsed = time.perf_counter() - started
-    out.print(render.import_summary(report, seconds=elapsed))
-    if report.rejected_count:
-        err.print(render.rejected_lines(report), soft_wrap=True)
-        err.print(
-            f"[yellow]warning:[/yellow] {report.rejected_count:,} row(s) rejected and skipped; "
-            "the rest was written.",
-            soft_wrap=True,
-        )
-        raise typer.Exit(EXIT_PARTIAL)
 
 
 # -- export -----------------------------------------------------------------------------------
@@ -207,7 +148,12 @@ def export(
     out_path: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", help="Output file (CSV defaults to standard output).", show_default=False
+            "--out",
+            "-o",
+            help="Output file (CSV defaults to standard output). With --format parquet, a "
+            "directory (existing, or a new path without a suffix) gets a dataset partitioned "
+            "by symbol; a name like bars.parquet gets one file.",
+            show_default=False,
         ),
     ] = None,
     start: Annotated[
@@ -222,54 +168,32 @@ def export(
             help="Last session date (YYYY-MM-DD).", formats=["%Y-%m-%d"], show_default=False
         ),
     ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Replace an earlier dataset export in the --out directory."
+        ),
+    ] = False,
 ) -> None:
     """Write stored bars as CSV or Parquet, in the layout `marketdata import` reads.
 
     Example: marketdata export AAPL BRK.B --format parquet --out bars.parquet
+
+    Example: marketdata export --all --format parquet --out dataset/  (then, on another
+    database: marketdata import dataset/)
     """
-    from marketdata.service import export as export_service
+    from marketdata.cli import transfer
 
-    settings = _settings(ctx)
-    if not symbols and not all_:
-        raise InputError("name at least one symbol, or pass --all")
-    if start and end and start > end:
-        raise InputError(f"--start {start.date()} is after --end {end.date()}")
-
-    progress = Progress(
-        TextColumn("[bold]export"),
-        BarColumn(),
-        TaskProgressColumn(),
-        MofNCompleteColumn(),
-        TextColumn("symbols, {task.fields[rows]:,} bars"),
-        TimeRemainingColumn(),
-        console=err,
-        disable=out_path is None,  # CSV on stdout: keep the terminal for the data
+    transfer.run_export(
+        _settings(ctx),
+        symbols or [],
+        all_=all_,
+        fmt=fmt,
+        out_path=out_path,
+        start=start.date() if start else None,
+        end=end.date() if end else None,
+        overwrite=overwrite,
     )
-    task = progress.add_task("export", total=None, rows=0)
-
-    def on_symbol(_: str, rows: int) -> None:
-        progress.update(task, advance=1, rows=progress.tasks[task].fields["rows"] + rows)
-
-    async def go(store: Store) -> int:
-        chosen = list(symbols or [])
-        if all_:
-            chosen = sorted(set(chosen) | set(await export_service.stored_symbols(store)))
-        progress.update(task, total=len(chosen))
-        target: Path | Any = out_path if out_path else sys.stdout.buffer
-        return await export_service.export_symbols(
-            store,
-            chosen,
-            fmt=fmt,
-            out=target,
-            start=start.date() if start else None,
-            end=end.date() if end else None,
-            progress=on_symbol,
-        )
-
-    with progress:
-        written = _with_store(settings, go)
-    if out_path:
-        err.print(f"wrote {written:,} bars to {escape(str(out_path))}")
 
 
 # -- status -----------------------------------------------------------------------------------
@@ -282,21 +206,30 @@ def status(
         list[str] | None, typer.Argument(help="Only these symbols.", show_default=False)
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Refresh the table in place until Ctrl-C.")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option(min=0.5, help="Seconds between refreshes with --watch.")
+    ] = 5.0,
+    count: Annotated[
+        int | None, typer.Option(min=1, hidden=True, help="Stop --watch after N views.")
+    ] = None,
 ) -> None:
-    """Show per-symbol coverage from the maintained summaries (never scans the bars)."""
+    """Show per-symbol coverage from the maintained summaries (never scans the bars).
+
+    Example: marketdata status --watch --interval 2
+    """
     from marketdata.cli import render
+    from marketdata.cli import watch as watching
 
     settings = _settings(ctx)
-
-    async def read(store: Store) -> tuple[list[SymbolStatus], dict[str, dict[str, int]]]:
-        statuses = await store.symbol_statuses(symbols or None)
-        counts = await store.rule_counts(symbols or None)
-        rules: dict[str, dict[str, int]] = {}
-        for symbol, rule, _severity, count in counts.iter_rows():
-            rules.setdefault(symbol, {})[rule] = count
-        return statuses, rules
-
-    statuses, rules = _with_store(settings, read)
+    if watch:
+        if as_json:
+            raise InputError("--watch refreshes the table; it does not combine with --json")
+        watching.run(settings, symbols or None, interval=interval, count=count)
+        return
+    statuses, rules = _with_store(settings, lambda store: watching.read_status(store, symbols))
     if as_json:
         payload = [
             {
@@ -318,9 +251,7 @@ def status(
         out.print_json(json.dumps(payload))
         return
     if not statuses:
-        out.print(
-            "No bars stored yet. Fetch some with `marketdata backfill` or `marketdata import FILE`"
-        )
+        out.print(watching.NO_BARS)
         return
     out.print(render.status_table(statuses, rules))
     out.print(render.status_totals(statuses, rules))
@@ -406,6 +337,7 @@ def serve(
             host=bind_host,
             port=bind_port,
             log_level=settings.log_level.lower(),
+            log_config=None,  # uvicorn's logs go through marketdata.logs (JSON or text)
         )
         return
     # Workers are separate processes that read their settings from the environment: hand
@@ -418,6 +350,7 @@ def serve(
         host=bind_host,
         port=bind_port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # each worker configures marketdata.logs in app_from_environment
     )
 
 
@@ -518,6 +451,7 @@ def fake_polygon(
 # -- commands defined in their own modules ------------------------------------------------------
 
 backfill.register(app)
+backup.register(app)
 quality.register(app)
 verify.register(app)
 app.add_typer(actions_app, name="actions")

@@ -10,8 +10,9 @@ from fastapi.responses import JSONResponse
 
 from marketdata import __version__
 from marketdata.api.deps import SchedulerDep, StoreDep
-from marketdata.api.schemas import RUN_EXAMPLE, BackfillSummary, Health, Root
+from marketdata.api.schemas import RUN_EXAMPLE, BackfillSummary, BackupSummary, Health, Root
 from marketdata.errors import StorageError
+from marketdata.service.backup_run import BACKUP_JOB, last_backup
 from marketdata.service.scheduler import BACKFILL_JOB
 from marketdata.service.simulated import SIMULATED_NOTICE, data_mode
 
@@ -30,6 +31,17 @@ HEALTHY = {
     "next_backfill": "2026-11-25T02:00:00Z",
     "data_mode": "real",
     "notice": None,
+    "last_backup": {
+        "at": "2026-11-22T03:00:41Z",
+        "ok": True,
+        "name": "marketdata-20261122T030000Z.pgdump",
+        "verified": True,
+        "size": 52_428_800,
+        "error": None,
+        "last_success": "2026-11-22T03:00:41Z",
+        "last_success_name": "marketdata-20261122T030000Z.pgdump",
+    },
+    "next_backup": "2026-11-29T03:00:00Z",
 }
 DEGRADED = {
     **HEALTHY,
@@ -39,6 +51,8 @@ DEGRADED = {
     "last_backfill": None,
     "next_backfill": None,
     "data_mode": "unknown",
+    "last_backup": None,
+    "next_backup": None,
 }
 ROOT = {
     "name": "marketdata",
@@ -47,6 +61,7 @@ ROOT = {
     "redoc": "/redoc",
     "openapi": "/openapi.json",
     "health": "/health",
+    "dashboard": "/dashboard",
     "data_mode": "real",
     "notice": None,
 }
@@ -70,6 +85,8 @@ async def health(store: StoreDep, scheduler: SchedulerDep) -> JSONResponse:
     mode: DataModeName = "unknown"
     last: BackfillSummary | None = None
     next_run: dt.datetime | None = None
+    backup: BackupSummary | None = None
+    next_backup: dt.datetime | None = None
     try:
         await store.ping()
         database = "ok"
@@ -77,8 +94,13 @@ async def health(store: StoreDep, scheduler: SchedulerDep) -> JSONResponse:
         runs = await store.list_runs(limit=1)
         if runs:
             last = BackfillSummary.model_validate(runs[0], from_attributes=True)
-        job = (await scheduler.info()).job(BACKFILL_JOB)
+        info = await scheduler.info()
+        job, backup_job = info.job(BACKFILL_JOB), info.job(BACKUP_JOB)
         next_run = job.next_run if job else None
+        next_backup = backup_job.next_run if backup_job else None
+        state = await last_backup(store)
+        if state is not None:
+            backup = BackupSummary.model_validate(state, from_attributes=True)
     except StorageError as exc:
         database, detail = "unreachable", str(exc)
     body = Health(
@@ -92,6 +114,8 @@ async def health(store: StoreDep, scheduler: SchedulerDep) -> JSONResponse:
         next_backfill=next_run,
         data_mode=mode,
         notice=SIMULATED_NOTICE if mode == "simulated" else None,
+        last_backup=backup,
+        next_backup=next_backup,
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if database == "ok" else 503)
 
@@ -109,6 +133,7 @@ async def root(store: StoreDep) -> Root:
         redoc="/redoc",
         openapi="/openapi.json",
         health="/health",
+        dashboard="/dashboard",
         data_mode=mode,
         notice=SIMULATED_NOTICE if mode == "simulated" else None,
     )
