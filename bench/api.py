@@ -32,7 +32,8 @@ symbols, ``symbol_status`` gets one row per extra symbol, copied from a real sym
 summary a symbol with the same history would have), every symbol is put on the watchlist and a
 year of finished daily runs is recorded. Its latency is measured like the bar reads; the
 server's own mean time comes from the app's Prometheus histogram
-(``marketdata_http_request_duration_seconds``). Target: at most 5 ms.
+(``marketdata_http_request_duration_seconds``). Target: at most 5 ms of server time (the
+issue's measure).
 """
 
 from __future__ import annotations
@@ -461,8 +462,10 @@ def render(backend: str, results: Sequence[Result], args: argparse.Namespace) ->
         figures += [f"{r.rate:,.0f}"]
         figures += [f"{r.concurrent_rate:,.0f}", f"{r.body_bytes / 1000:,.0f}"]
         if r.case.startswith(STATUS_CASE):
-            verdict = verdict_of(r.ms(50) <= STATUS_TARGET_MS)
-            table.add_row(r.case, *figures, "—", f"≤ {STATUS_TARGET_MS:g} ms: {verdict}")
+            # The issue's target is server time: the app's own request histogram.
+            met = r.server_ms is not None and r.server_ms <= STATUS_TARGET_MS
+            verdict = verdict_of(met)
+            table.add_row(r.case, *figures, "—", f"server ≤ {STATUS_TARGET_MS:g} ms: {verdict}")
         elif r.case == BASELINE:
             table.add_row(r.case, *figures, "1", "—")
         else:

@@ -214,25 +214,31 @@ class Scheduler:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def next_run(self, name: str) -> dt.datetime | None:
+        """When job ``name`` fires next (UTC), without asking the database; None if no such
+        job."""
+        job = self.jobs.get(name)
+        if job is None:
+            return None
+        aps_job = self._aps.get_job(name) if self._aps is not None else None
+        upcoming = (
+            aps_job.next_run_time
+            if aps_job is not None
+            else job.trigger.get_next_fire_time(None, self.clock())
+        )
+        return upcoming.astimezone(dt.UTC) if upcoming else None
+
     async def info(self) -> SchedulerInfo:
         """Running or not, and each job's next and last trigger."""
-        now = self.clock()
-        jobs = []
-        for name, job in self.jobs.items():
-            aps_job = self._aps.get_job(name) if self._aps is not None else None
-            next_run = (
-                aps_job.next_run_time
-                if aps_job is not None
-                else job.trigger.get_next_fire_time(None, now)
+        jobs = [
+            JobInfo(
+                name=name,
+                cron=job.cron,
+                next_run=self.next_run(name),
+                last_trigger=await self.store.last_claim(name),
             )
-            jobs.append(
-                JobInfo(
-                    name=name,
-                    cron=job.cron,
-                    next_run=next_run.astimezone(dt.UTC) if next_run else None,
-                    last_trigger=await self.store.last_claim(name),
-                )
-            )
+            for name, job in self.jobs.items()
+        ]
         return SchedulerInfo(running=self.running, jobs=tuple(jobs))
 
 

@@ -206,8 +206,6 @@ async def status(
         limit=limit,
         stale_only=stale,
     )
-    info = await scheduler.info()
-    job = info.job(BACKFILL_JOB)
     totals, last = view.totals, view.last_run
     body = {
         "data_mode": view.data_mode,
@@ -224,8 +222,8 @@ async def status(
                 if last
                 else None
             ),
-            "next_run": job.next_run if job else None,
-            "scheduler_running": info.running,
+            "next_run": scheduler.next_run(BACKFILL_JOB),
+            "scheduler_running": scheduler.running,
             "calls_today": view.calls_today,
         },
         "per_symbol": [_symbol_json(s) for s in view.page],
