@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
 from marketdata.errors import InputError
+from marketdata.service.backup_state import iso_utc, parse_aware
 from marketdata.storage.snapshot import DIGEST_ALGORITHM, Snapshot, TableDigest
 from marketdata.storage.urls import Backend
 
@@ -100,7 +101,7 @@ class Manifest:
         return {
             "format": self.format,
             "name": self.name,
-            "created": _iso(self.created),
+            "created": iso_utc(self.created),
             "backend": self.backend,
             "schema_revision": self.schema_revision,
             "marketdata_version": self.marketdata_version,
@@ -114,7 +115,7 @@ class Manifest:
                 for name, t in sorted(self.tables.items())
             },
             "verified": self.verified,
-            "verified_at": _iso(self.verified_at) if self.verified_at else None,
+            "verified_at": iso_utc(self.verified_at) if self.verified_at else None,
             "verify_error": self.verify_error,
         }
 
@@ -141,7 +142,7 @@ class Manifest:
                 raise ValueError(f"unknown backend {backend!r}")
             return cls(
                 name=str(data["name"]),
-                created=_parse_time(data["created"]),
+                created=parse_aware(data["created"]),
                 backend=backend,
                 schema_revision=data["schema_revision"],
                 tables={
@@ -155,7 +156,7 @@ class Manifest:
                 tool=str(data.get("tool", "")),
                 digest=str(data["digest"]),
                 verified=data.get("verified"),
-                verified_at=_parse_time(data["verified_at"]) if data.get("verified_at") else None,
+                verified_at=parse_aware(data["verified_at"]) if data.get("verified_at") else None,
                 verify_error=data.get("verify_error"),
                 format=version,
             )
@@ -165,17 +166,6 @@ class Manifest:
             detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
             msg = f"{where} is not a valid backup manifest ({detail})"
             raise InputError(msg) from None
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
-
-
-def _parse_time(value: object) -> dt.datetime:
-    when = dt.datetime.fromisoformat(str(value))
-    if when.tzinfo is None:
-        raise ValueError(f"time {value!r} has no offset")
-    return when
 
 
 # -- comparing ---------------------------------------------------------------------------------

@@ -8,11 +8,13 @@ import json
 from dataclasses import dataclass
 
 
-def _iso(value: dt.datetime) -> str:
+def iso_utc(value: dt.datetime) -> str:
+    """A stored time: UTC ISO text with microseconds."""
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def _parse_time(value: object) -> dt.datetime:
+def parse_aware(value: object) -> dt.datetime:
+    """A stored time back; ValueError unless it is ISO text with an offset."""
     when = dt.datetime.fromisoformat(str(value))
     if when.tzinfo is None:
         raise ValueError(f"time {value!r} has no offset")
@@ -46,13 +48,13 @@ class BackupState:
         """The stored text."""
         return json.dumps(
             {
-                "at": _iso(self.at),
+                "at": iso_utc(self.at),
                 "ok": self.ok,
                 "name": self.name,
                 "verified": self.verified,
                 "size": self.size,
                 "error": self.error,
-                "last_success": _iso(self.last_success) if self.last_success else None,
+                "last_success": iso_utc(self.last_success) if self.last_success else None,
                 "last_success_name": self.last_success_name,
             },
             sort_keys=True,
@@ -66,13 +68,13 @@ class BackupState:
         try:
             data = json.loads(text)
             return cls(
-                at=_parse_time(data["at"]),
+                at=parse_aware(data["at"]),
                 ok=bool(data["ok"]),
                 name=data.get("name"),
                 verified=data.get("verified"),
                 size=data.get("size"),
                 error=data.get("error"),
-                last_success=_parse_time(data["last_success"])
+                last_success=parse_aware(data["last_success"])
                 if data.get("last_success")
                 else None,
                 last_success_name=data.get("last_success_name"),
