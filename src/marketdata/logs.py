@@ -40,8 +40,15 @@ _URL_PASSWORD = re.compile(r"(?P<prefix>[a-z][a-z0-9+.\-]*://[^:/@\s]+:)(?P<pw>[
 _EMPTY: Mapping[str, object] = MappingProxyType({})
 _CONTEXT: ContextVar[Mapping[str, object]] = ContextVar("marketdata_log_context", default=_EMPTY)
 #: Attributes every LogRecord has; anything else on a record came from ``extra`` or a filter.
+#: uvicorn's ``color_message`` (the message with terminal colour codes) is left out too.
 _STANDARD = frozenset(
-    (*logging.LogRecord("", 0, "", 0, "", (), None).__dict__, "message", "asctime", "taskName")
+    (
+        *logging.LogRecord("", 0, "", 0, "", (), None).__dict__,
+        "message",
+        "asctime",
+        "taskName",
+        "color_message",
+    )
 )
 
 

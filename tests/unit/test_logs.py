@@ -205,10 +205,14 @@ def test_uvicorn_records_use_the_same_format() -> None:
     stream = capture()
     with log_context(request_id="abc"):
         logging.getLogger("uvicorn.access").warning('127.0.0.1:1 - "GET / HTTP/1.1" 200')
-        logging.getLogger("uvicorn.error").warning("Application startup complete.")
+        logging.getLogger("uvicorn.error").warning(
+            "Application startup complete.",
+            extra={"color_message": "\x1b[36mApplication startup complete.\x1b[0m"},
+        )
     access, server = lines(stream)
     assert (access["logger"], access["request_id"]) == ("uvicorn.access", "abc")
     assert (server["logger"], server["request_id"]) == ("uvicorn.error", "abc")
+    assert "color_message" not in server  # uvicorn's terminal-coloured copy of the message
 
 
 def test_the_format_setting_is_read_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
