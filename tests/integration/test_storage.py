@@ -217,3 +217,29 @@ async def test_purge_symbol_removes_everything_of_it(store: Store) -> None:
     assert [s.symbol for s in await store.symbol_statuses()] == ["MSFT"]
     assert (await store.read_bars("MSFT")).height == 2
     assert await store.purge_symbol("NOPE") == 0
+
+
+async def test_read_marks_lists_dates_and_validation_in_range(store: Store) -> None:
+    """Dates and validation marks only, by symbol then date, limited to the range and the
+    symbols asked; nothing stored gives an empty frame with the right columns."""
+    for symbol, flags in (("BBB", [True, False, True, True]), ("AAA", [False, True, True, True])):
+        frame = make_bars(symbol, start=dt.date(2024, 1, 2), days=4).with_columns(
+            validated=pl.Series(flags), quality=pl.lit(1.0), flags=pl.lit(0)
+        )
+        await store.upsert_bars(frame, source="test", at=AT)
+    await store.upsert_bars(make_bars("CCC", days=2), source="test", at=AT)
+    marks = await store.read_marks(
+        ["BBB", "AAA"], start=dt.date(2024, 1, 3), end=dt.date(2024, 1, 5)
+    )
+    assert marks.schema == {"symbol": pl.String, "date": pl.Date, "validated": pl.Boolean}
+    assert marks.rows() == [
+        ("AAA", dt.date(2024, 1, 3), True),
+        ("AAA", dt.date(2024, 1, 4), True),
+        ("AAA", dt.date(2024, 1, 5), True),
+        ("BBB", dt.date(2024, 1, 3), False),
+        ("BBB", dt.date(2024, 1, 4), True),
+        ("BBB", dt.date(2024, 1, 5), True),
+    ]
+    none = await store.read_marks(["ZZZ"], start=dt.date(2024, 1, 1), end=dt.date(2024, 2, 1))
+    assert none.is_empty()
+    assert none.columns == ["symbol", "date", "validated"]

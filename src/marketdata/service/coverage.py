@@ -4,8 +4,8 @@ it, so holes (and a stale symbol's missing last sessions) jump out.
 
 The month grid is calendar logic only (:func:`month_counts` is pure: sessions and stored dates
 in, counts out); the stored dates and ``validated`` marks of every symbol come from one read of
-the bars in the range (:meth:`~marketdata.storage.base.Store.read_neighbourhood`, a single
-query on PostgreSQL, one snapshot on SQLite). Bars on dates that are not sessions never count.
+the bars in the range (:meth:`~marketdata.storage.base.Store.read_marks`: dates and marks
+only, no prices). Bars on dates that are not sessions never count.
 """
 
 from __future__ import annotations
@@ -145,11 +145,7 @@ async def coverage(
     if start > end:
         raise InputError(f"start {start} is after end {end}")
     names = [s.symbol for s in statuses]
-    spans = pl.DataFrame(
-        {"symbol": names, "lo": [start] * len(names), "hi": [end] * len(names)},
-        schema={"symbol": pl.String(), "lo": pl.Date(), "hi": pl.Date()},
-    )
-    bars = await store.read_neighbourhood(spans, rows=0)
+    bars = await store.read_marks(names, start=start, end=end)
     firsts = {s.symbol: s.first_date for s in statuses}
     counts = month_counts(calendar.sessions(start, end), bars, firsts)
     cells: dict[str, list[MonthCoverage]] = {name: [] for name in names}

@@ -61,6 +61,13 @@ SPAN_SCHEMA: dict[str, pl.DataType] = {"symbol": pl.String(), "lo": pl.Date(), "
 #: Columns of :meth:`Store.read_neighbourhood` results: the symbol, then :data:`READ_SCHEMA`.
 NEIGHBOUR_SCHEMA: dict[str, pl.DataType] = {"symbol": pl.String(), **READ_SCHEMA}
 
+#: Columns of :meth:`Store.read_marks` results.
+MARK_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "date": pl.Date(),
+    "validated": pl.Boolean(),
+}
+
 #: Columns of :meth:`Store.rule_counts` results.
 RULE_COUNT_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String(),
@@ -175,6 +182,14 @@ class Store(Protocol):
 
         Rows naming bars that are not stored are ignored.
         """
+        ...
+
+    async def read_marks(
+        self, symbols: Sequence[str], *, start: dt.date, end: dt.date
+    ) -> pl.DataFrame:
+        """Which sessions of ``symbols`` in [start, end] hold a bar and whether it passed
+        validation (:data:`MARK_SCHEMA`, by symbol and date): the coverage map's one read,
+        without the prices."""
         ...
 
     async def read_neighbourhood(self, spans: pl.DataFrame, *, rows: int) -> pl.DataFrame:

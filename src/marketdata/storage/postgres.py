@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from marketdata.bars import LOG_SCHEMA, SCORE_SCHEMA, VALUE_COLUMNS
 from marketdata.errors import DatabaseUnreachable, StorageError
 from marketdata.storage.base import (
+    MARK_SCHEMA,
     NEIGHBOUR_SCHEMA,
     READ_SCHEMA,
     REVISION_SCHEMA,
@@ -211,6 +212,7 @@ _PACKED_ROW = (
     " || int8send(flags) || boolsend(validated) || timestamptz_send(ingested_at)"
 )  # the fields of _READ_FIELDS, in order
 _PACKED_DTYPE = np.dtype(_READ_FIELDS)
+_MARK_DTYPE = np.dtype([("date", ">i4"), ("validated", "?")])
 _NEIGHBOUR_DTYPE = _copy_dtype([("i", ">i8"), *_READ_FIELDS])
 _PG_EPOCH_DAYS = 10_957  # 2000-01-01 minus 1970-01-01
 _PG_EPOCH_US = _PG_EPOCH_DAYS * 86_400 * 1_000_000
@@ -537,6 +539,44 @@ class PostgresStore(PostgresStatus):
 
     # -- reads ----------------------------------------------------------------------------
 
+    async def read_marks(
+        self, symbols: Sequence[str], *, start: dt.date, end: dt.date
+    ) -> pl.DataFrame:
+        """Stored dates and validation marks of ``symbols`` in [start, end]: one packed value
+        per symbol (as :meth:`read_bars`)."""
+        rows = await self._fetch_binary(
+            "SELECT symbol, string_agg(date_send(date) || boolsend(validated), ''::bytea"
+            " ORDER BY date) FROM bars"
+            " WHERE symbol = ANY(%(symbols)s) AND date BETWEEN %(start)s AND %(end)s"
+            " GROUP BY symbol ORDER BY symbol",
+            {"symbols": list(symbols), "start": start, "end": end},
+        )
+        parts = []
+        for symbol, packed in rows:
+            marks = np.frombuffer(packed, dtype=_MARK_DTYPE)
+            days = marks["date"].astype(np.int32) + _PG_EPOCH_DAYS
+            parts.append(
+                pl.DataFrame(
+                    {
+                        "symbol": pl.repeat(symbol, len(marks), dtype=pl.String(), eager=True),
+                        "date": pl.Series(days, dtype=pl.Int32()).cast(pl.Date()),
+                        "validated": marks["validated"].astype(bool),
+                    }
+                )
+            )
+        return pl.concat(parts) if parts else pl.DataFrame(schema=MARK_SCHEMA)
+
+    async def _fetch_binary(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Rows of ``sql`` in binary format (bytea arrives as bytes, without hex decoding)."""
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(sql, params, binary=True)
+                return await cur.fetchall()
+        except (psycopg.OperationalError, PoolClosed, PoolTimeout) as exc:
+            raise DatabaseUnreachable(f"{self.description}: {_first_line(exc)}") from exc
+        except psycopg.Error as exc:
+            raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
+
     async def read_neighbourhood(self, spans: pl.DataFrame, *, rows: int) -> pl.DataFrame:
         """Stored bars in and around each span (one binary COPY for all spans)."""
         if spans.is_empty():
@@ -595,15 +635,8 @@ class PostgresStore(PostgresStatus):
             f"SELECT string_agg({_PACKED_ROW}, ''::bytea ORDER BY date) FROM {source} "
             f"WHERE {' AND '.join(where)}"
         )
-        try:
-            async with self._pool.connection() as conn:
-                cur = await conn.execute(sql, params, binary=True)
-                row = await cur.fetchone()
-        except (psycopg.OperationalError, PoolClosed, PoolTimeout) as exc:
-            raise DatabaseUnreachable(f"{self.description}: {_first_line(exc)}") from exc
-        except psycopg.Error as exc:
-            raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
-        packed = row[0] if row is not None and row[0] is not None else b""
+        ((packed,),) = await self._fetch_binary(sql, params)  # an aggregate: always one row
+        packed = packed or b""  # NULL: no bars
         return _read_frame(np.frombuffer(packed, dtype=_PACKED_DTYPE))
 
     async def read_revisions(self, symbol: str) -> pl.DataFrame:

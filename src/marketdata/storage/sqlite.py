@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ import polars as pl
 from marketdata.bars import LOG_SCHEMA, VALUE_COLUMNS
 from marketdata.errors import DatabaseUnreachable, StorageError
 from marketdata.storage.base import (
+    MARK_SCHEMA,
     NEIGHBOUR_SCHEMA,
     READ_SCHEMA,
     REVISION_SCHEMA,
@@ -556,6 +558,19 @@ class SQLiteStore(SQLiteStatus, SQLiteJobs):
         return _frame(rows, schema)
 
     # -- reads ----------------------------------------------------------------------------
+
+    async def read_marks(
+        self, symbols: Sequence[str], *, start: dt.date, end: dt.date
+    ) -> pl.DataFrame:
+        """Stored dates and validation marks of ``symbols`` in [start, end]."""
+        rows = await self._run(
+            self._fetch,
+            "SELECT symbol, date, validated FROM bars"
+            " WHERE symbol IN (SELECT value FROM json_each(?)) AND date BETWEEN ? AND ?"
+            " ORDER BY symbol, date",
+            [json.dumps(list(symbols)), start.isoformat(), end.isoformat()],
+        )
+        return _frame(rows, MARK_SCHEMA)
 
     async def read_neighbourhood(self, spans: pl.DataFrame, *, rows: int) -> pl.DataFrame:
         """Stored bars in and around each span."""
