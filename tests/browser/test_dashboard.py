@@ -6,17 +6,21 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
+import polars as pl
 from playwright.sync_api import expect
 
+from marketdata.api.app import create_app
 from marketdata.errors import StorageError
 from marketdata.service.backup_files import BackupConfig
 from marketdata.service.backup_run import take_backup
 from marketdata.storage import DatabaseUrl, open_store
+from marketdata.testing import serve_in_thread
 from tests.browser.conftest import (
     ACTIONS_SYMBOL,
     BAD_BAR_SYMBOL,
@@ -28,6 +32,7 @@ from tests.browser.conftest import (
     Console,
     open_page,
     screenshot,
+    settings_for,
 )
 
 #: The chart's first and last candle, read from the plotly figure itself.
@@ -326,3 +331,44 @@ def test_pages_are_keyboard_operable_and_labelled(site: str, page: Any) -> None:
     expect(page).to_have_url(re.compile("range=6M"))
     page.goto(f"{site}/dashboard")
     expect(page.locator("#progress")).to_have_attribute("aria-live", "polite")
+
+
+def test_downloads_carry_the_key_and_the_whole_range(
+    dashboard_db: Path, tmp_path: Path, page: Any, console: Console
+) -> None:
+    """On a server that wants a key for reads and answers at most 100 bars at a time, the
+    symbol page asks for the key; the CSV download then holds every shown bar (fetched page by
+    page with the key), and the Parquet download is a real file fetched with the key."""
+    path = tmp_path / "marketdata.db"
+    shutil.copyfile(dashboard_db, path)
+    settings = settings_for(path, require_key_for_reads=True, api_max_rows=100)
+    with serve_in_thread(create_app(settings), lifespan=True) as site:
+        page.goto(f"{site}/dashboard/{ACTIONS_SYMBOL}?range=all")
+        page.get_by_label("API key (this server requires one for reads)").fill(KEY)
+        page.keyboard.press("Enter")
+        chart = page.locator("#chart")
+        expect(chart).to_have_attribute("data-state", "ready")
+        shown = int(chart.get_attribute("data-bars") or 0)
+        assert shown > 300  # several answers' worth
+        with page.expect_download() as csv_download:
+            page.locator("#download-csv").click()
+        text = Path(csv_download.value.path()).read_text()
+        lines = text.strip().splitlines()
+        assert len(lines) == shown + 1
+        assert lines[0].startswith("date,")
+        assert not any(line.startswith("date,") for line in lines[1:])
+        dates = [line.split(",", 1)[0] for line in lines[1:]]
+        assert dates == sorted(set(dates))  # every bar once, in order
+        assert csv_download.value.suggested_filename.endswith(".csv")
+        with page.expect_download() as parquet_download:
+            page.locator("#download-parquet").click()
+        frame = pl.read_parquet(parquet_download.value.path())
+        assert frame.height == 100  # one answer: Parquet files are not concatenated
+        assert str(frame["date"][0]) == dates[0]
+        refused = httpx.get(f"{site}{page.locator('#download-csv').get_attribute('href')}")
+        assert refused.status_code == 401  # the plain link alone would not have worked
+    # The page's first reads, before the key was entered, were refused (that is what made it
+    # ask for the key); nothing else may have failed.
+    assert console.errors
+    assert all("status of 401" in e for e in console.errors)
+    console.errors.clear()

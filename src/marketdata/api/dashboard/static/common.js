@@ -15,6 +15,46 @@ export function hasApiKey() {
   return apiKey !== null;
 }
 
+/**
+ * Save the API answer at ``path`` as the file ``filename``, fetched with the key (when one
+ * was entered). A CSV longer than one answer (``MARKETDATA_API_MAX_ROWS``) is fetched page by
+ * page through ``X-Next-Cursor`` and saved whole, with one header line.
+ */
+export async function download(path, filename) {
+  const headers = apiKey ? { "X-API-Key": apiKey } : {};
+  const csv = /[?&]format=csv(&|$)/.test(path);
+  const parts = [];
+  let url = path;
+  for (let page = 0; url; page += 1) {
+    const response = await fetch(url, { headers, cache: "no-store" });
+    if (!response.ok) {
+      let detail = "";
+      try {
+        detail = (await response.json()).detail;
+      } catch {
+        // not problem+json: keep the status alone
+      }
+      throw new ApiError(response.status, detail);
+    }
+    if (!csv) {
+      parts.push(await response.blob());
+      break;
+    }
+    const text = await response.text();
+    parts.push(page === 0 ? text : text.slice(text.indexOf("\n") + 1)); // one header line
+    const cursor = response.headers.get("X-Next-Cursor");
+    url = cursor ? `${path}&cursor=${encodeURIComponent(cursor)}` : null;
+  }
+  const blob = new Blob(parts, { type: csv ? "text/csv" : "application/vnd.apache.parquet" });
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = filename;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+}
+
 /** An error answer of the API: its status and the problem+json ``detail``. */
 export class ApiError extends Error {
   constructor(status, detail) {

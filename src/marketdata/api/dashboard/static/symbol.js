@@ -2,7 +2,18 @@
 // marked and explained, missing sessions shaded, splits and dividends marked, and download
 // links for exactly what is shown. plotly.js (window.Plotly) is loaded before this module.
 
-import { ApiError, api, el, fetchHealth, nextPage, problemText, setApiKey, showBanners } from "./common.js";
+import {
+  ApiError,
+  api,
+  download,
+  el,
+  fetchHealth,
+  hasApiKey,
+  nextPage,
+  problemText,
+  setApiKey,
+  showBanners,
+} from "./common.js";
 import * as fmt from "./format.js";
 
 const symbol = document.body.dataset.symbol;
@@ -396,6 +407,22 @@ function setUp() {
     state.adjusted = event.target.value;
     reload();
   });
+  // CSV always goes through download() (a long range arrives whole, page by page); Parquet
+  // only when a key must travel with the request (a plain link cannot carry the header).
+  for (const [id, extension] of [
+    ["download-csv", "csv"],
+    ["download-parquet", "parquet"],
+  ]) {
+    document.getElementById(id).addEventListener("click", (event) => {
+      if (extension === "parquet" && !hasApiKey()) return;
+      event.preventDefault();
+      const range = rangeOf();
+      const name = `${symbol}-${range.start}-${range.end}-${state.adjusted}.${extension}`;
+      download(event.currentTarget.getAttribute("href"), name).catch((error) => {
+        document.getElementById("summary").textContent = `Download failed: ${problemText(error)}`;
+      });
+    });
+  }
   const keyForm = document.getElementById("key-form");
   keyForm.addEventListener("submit", (event) => {
     event.preventDefault();
