@@ -32,7 +32,8 @@ async def read_history(
     dates, so a range read is adjusted exactly; a dividend factor needs the close before its
     ex-date, so ``adjusted="all"`` reads the whole series and filters afterwards.
     """
-    if adjusted == "none":
+
+    async def in_range() -> pl.DataFrame:
         return await store.read_bars(
             symbol,
             start=start,
@@ -41,18 +42,13 @@ async def read_history(
             min_quality=min_quality,
             as_of=as_of,
         )
+
+    if adjusted == "none":
+        return await in_range()
     splits = await store.read_splits([symbol])
     dividends = await store.read_dividends([symbol]) if adjusted == "all" else None
     if dividends is None or dividends.is_empty():
-        bars = await store.read_bars(
-            symbol,
-            start=start,
-            end=end,
-            validated_only=validated_only,
-            min_quality=min_quality,
-            as_of=as_of,
-        )
-        return adjust_bars(bars, splits=splits, adjusted="splits")
+        return adjust_bars(await in_range(), splits=splits, adjusted="splits")
     bars = adjust_bars(
         await store.read_bars(symbol, as_of=as_of),
         splits=splits,

@@ -121,7 +121,7 @@ class SymbolStatus:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatusTotals:
-    """Totals over the status table, for :meth:`Store.status_totals`."""
+    """Totals over the status table (part of :meth:`Store.status_snapshot`)."""
 
     symbols: int  # stored or watched
     bars: int
@@ -268,11 +268,6 @@ class Store(Protocol):
         rows no longer watched are deleted. One transaction."""
         ...
 
-    async def status_totals(self, *, behind_before: dt.date) -> StatusTotals:
-        """Counts and sums over every stored or watched symbol; ``stale`` counts the watched
-        ones with nothing stored or whose last stored session is before ``behind_before``."""
-        ...
-
     async def status_rows(
         self,
         *,
@@ -282,12 +277,7 @@ class Store(Protocol):
     ) -> list[SymbolStatus]:
         """Stored or watched symbols' rows (empty ones for watched symbols without bars), by
         symbol, after ``after``, at most ``limit``; with ``behind_before`` only the stale ones
-        (as counted by :meth:`status_totals`)."""
-        ...
-
-    async def stale_symbols(self, *, behind_before: dt.date, limit: int) -> list[str]:
-        """Up to ``limit`` watched symbols counted stale by :meth:`status_totals`, the most
-        behind first: those with nothing stored, then by last stored session, then by symbol."""
+        (as counted in :meth:`status_snapshot`'s totals)."""
         ...
 
     async def calls_since(self, at: dt.datetime) -> int:
@@ -305,10 +295,12 @@ class Store(Protocol):
         calls_since: dt.datetime,
         source: str,
     ) -> StatusSnapshot:
-        """:meth:`status_totals`, :meth:`stale_symbols`, :meth:`status_rows` (only the stale
-        ones with ``stale_only``), the latest run, :meth:`calls_since` and
-        :meth:`has_source` in one go: one worker-thread hop on SQLite, one pipelined round
-        trip on PostgreSQL."""
+        """One status page's reads in one go (one worker-thread hop on SQLite, one pipelined
+        round trip on PostgreSQL): counts and sums over every stored or watched symbol, whose
+        ``stale`` counts the watched ones with nothing stored or a last stored session before
+        ``behind_before``; up to ``stale_limit`` of those, the most behind first (nothing
+        stored, then by last session, then by symbol); :meth:`status_rows` (only the stale
+        ones with ``stale_only``); the latest run; :meth:`calls_since`; :meth:`has_source`."""
         ...
 
     async def purge_symbol(self, symbol: str) -> int:

@@ -133,11 +133,6 @@ class PostgresStatus(PostgresJobs):
                 await conn.execute(_UNFLAG, params)
             await conn.execute(_DROP_EMPTY)
 
-    async def status_totals(self, *, behind_before: dt.date) -> StatusTotals:
-        """Counts and sums over every stored or watched symbol, and the stale count."""
-        (row,) = await self._fetch(_TOTALS, {"before": behind_before})
-        return _totals(row)
-
     async def status_rows(
         self,
         *,
@@ -149,11 +144,6 @@ class PostgresStatus(PostgresJobs):
         params = {"after": after or "", "limit": limit, "before": behind_before}
         rows = await self._fetch(_page(stale_only=behind_before is not None), params)
         return [_status(r) for r in rows]
-
-    async def stale_symbols(self, *, behind_before: dt.date, limit: int) -> list[str]:
-        """The most-behind watched stale symbols (two walks of the watched index)."""
-        rows = await self._fetch(_STALE_NAMES, {"before": behind_before, "stale_limit": limit})
-        return [r[0] for r in rows]
 
     async def status_snapshot(
         self,

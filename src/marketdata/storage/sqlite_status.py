@@ -175,10 +175,6 @@ class SQLiteStatus:
 
         return await self._run(read)
 
-    async def status_totals(self, *, behind_before: dt.date) -> StatusTotals:
-        """Counts and sums over every stored or watched symbol, and the stale count."""
-        return await self._run(self._status_totals, behind_before.isoformat())
-
     def _status_totals(self, before: str) -> StatusTotals:
         db = self._db
         symbols, bars, validated, gaps = db.execute(_TOTALS).fetchone()
@@ -201,10 +197,6 @@ class SQLiteStatus:
         """A page of the status table, by symbol; see :class:`~marketdata.storage.base.Store`."""
         sql, params = _page(after, limit, behind_before.isoformat() if behind_before else None)
         return [_status(r) for r in await self._run(self._fetch, sql, params)]
-
-    async def stale_symbols(self, *, behind_before: dt.date, limit: int) -> list[str]:
-        """The most-behind watched stale symbols (two walks of the watched index)."""
-        return await self._run(self._stale_symbols, behind_before.isoformat(), limit)
 
     def _stale_symbols(self, before: str, limit: int) -> list[str]:
         db = self._db
