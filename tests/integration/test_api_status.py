@@ -265,3 +265,14 @@ def test_migration_flags_active_symbols(blank_db: DatabaseUrl) -> None:
         ("BBB", False, 15),
         ("CCC", True, 0),
     ]
+
+
+def test_unknown_symbol_says_whether_it_is_watched(api: TestClient) -> None:
+    """The 404 of a symbol without bars says whether the next backfill fetches it."""
+    watched_one = api.get("/api/v1/historical/AAA")
+    assert watched_one.status_code == 404
+    assert "it is on the watchlist" in watched_one.json()["detail"]
+    other = api.get("/api/v1/historical/ZZZ")
+    assert other.status_code == 404
+    assert "not on the watchlist (POST /api/v1/symbols adds it)" in other.json()["detail"]
+    assert "it is on the watchlist" in api.get("/api/v1/quality/AAA").json()["detail"]

@@ -155,3 +155,15 @@ async def remove(
         purged = await store.purge_symbol(symbol) if purge else 0
         changes.append(Change(symbol=symbol, changed=symbol in current, purged_bars=purged))
     return changes
+
+
+async def not_stored(store: Store, config: Watchlist, symbol: str, *, at: dt.datetime) -> NotFound:
+    """The error for a symbol with no bars, saying whether it is on the watchlist (so the next
+    backfill fetches it) or how to add it."""
+    on_list = symbol in {w.symbol for w in await watched(store, config, at=at)}
+    hint = (
+        "it is on the watchlist; the next backfill fetches it"
+        if on_list
+        else "it is not on the watchlist (POST /api/v1/symbols adds it)"
+    )
+    return NotFound(f"no bars stored for {symbol}: {hint}")

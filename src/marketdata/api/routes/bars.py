@@ -25,8 +25,9 @@ from marketdata.api.errors import problem_responses
 from marketdata.api.schemas import BarsResponse
 from marketdata.api.security import require_read
 from marketdata.bars import VALUE_COLUMNS
-from marketdata.errors import InputError, NotFound
+from marketdata.errors import InputError
 from marketdata.service.history import read_history
+from marketdata.service.watchlist import Watchlist, not_stored
 from marketdata.symbols import MAX_LENGTH, normalize_symbol
 from marketdata.validation.rules import flag_names as rule_names
 
@@ -236,7 +237,8 @@ async def historical(
         as_of=when,
     )
     if frame.is_empty() and not await store.symbol_statuses([name]):
-        raise NotFound(f"no bars stored for {name}")
+        config = Watchlist(symbols=settings.symbols, years=settings.backfill_years)
+        raise await not_stored(store, config, name, at=dt.datetime.now(dt.UTC))
     limit = settings.api_max_rows
     following = None
     if frame.height > limit:

@@ -12,9 +12,9 @@ from pydantic import BaseModel, Field
 from marketdata.api.deps import SettingsDep, StoreDep
 from marketdata.api.errors import problem_responses
 from marketdata.api.security import require_read
-from marketdata.errors import InputError, NotFound
+from marketdata.errors import InputError
 from marketdata.service.quality import symbol_gaps
-from marketdata.service.watchlist import Watchlist, watched
+from marketdata.service.watchlist import Watchlist, not_stored
 from marketdata.symbols import MAX_LENGTH, normalize_symbol
 
 router = APIRouter(prefix="/api/v1", tags=["quality"], dependencies=[Depends(require_read)])
@@ -54,13 +54,7 @@ async def _known(store: StoreDep, settings: SettingsDep, symbol: str) -> None:
     if statuses and statuses[0].bar_count:
         return
     config = Watchlist(symbols=settings.symbols, years=settings.backfill_years)
-    on_list = symbol in {w.symbol for w in await watched(store, config, at=dt.datetime.now(dt.UTC))}
-    hint = (
-        "it is on the watchlist; the next backfill fetches it"
-        if on_list
-        else "it is not on the watchlist (POST /api/v1/symbols adds it)"
-    )
-    raise NotFound(f"no bars stored for {symbol}: {hint}")
+    raise await not_stored(store, config, symbol, at=dt.datetime.now(dt.UTC))
 
 
 EXAMPLE = {
