@@ -21,7 +21,7 @@ from marketdata import __version__
 from marketdata.errors import Conflict, InputError, StorageError
 from marketdata.service.backup import Comparison, Manifest, compare
 from marketdata.service.backup_files import BackupConfig, resolve, run_blocking, write_manifest
-from marketdata.storage import dumps
+from marketdata.storage import dumps, leftovers
 from marketdata.storage.snapshot import (
     DIGEST_ALGORITHM,
     Progress,
@@ -103,6 +103,7 @@ def _restore_into(
 @contextlib.contextmanager
 def _scratch(manifest: Manifest, backup: Path, server: DatabaseUrl | None) -> Iterator[DatabaseUrl]:
     if manifest.backend == "sqlite":
+        leftovers.sweep_directory(backup.parent)
         with dumps.scratch_sqlite(backup.parent) as scratch:
             yield scratch
         return
@@ -112,6 +113,7 @@ def _scratch(manifest: Manifest, backup: Path, server: DatabaseUrl | None) -> It
             "restore it into; pass --database-url postgresql://…"
         )
         raise InputError(msg)
+    leftovers.sweep_scratch_databases(server, now=dt.datetime.now(dt.UTC))
     with dumps.scratch_postgres(server) as scratch:
         yield scratch
 

@@ -26,7 +26,7 @@ from marketdata.service.backup_files import BackupConfig, prune, run_blocking, w
 from marketdata.service.backup_restore import verify_backup
 from marketdata.service.backup_state import STATE_KEY, BackupState, next_state
 from marketdata.settings import Settings
-from marketdata.storage import dumps
+from marketdata.storage import dumps, leftovers
 from marketdata.storage.snapshot import Progress, Snapshot
 from marketdata.storage.urls import DatabaseUrl
 
@@ -97,6 +97,7 @@ async def _write_backup(
     """Copy and digest ``db`` under a temporary name, rename it, write its manifest."""
     try:
         config.directory.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(leftovers.sweep_directory, config.directory)
         taken = [p.name for p in config.directory.iterdir()]
     except OSError as exc:
         msg = f"cannot use the backup directory {config.directory}: {exc.strerror}"
@@ -114,19 +115,20 @@ async def _write_backup(
             msg = f"cannot write into the backup directory {config.directory}: {exc.strerror}"
             raise StorageError(msg) from None
     try:
-        snapshot, tool = await run_blocking(
-            _dump,
-            db,
-            partial,
-            config=config,
-            progress=progress,
-            sqlite_pages=sqlite_pages,
-            on_sqlite_step=on_sqlite_step,
-        )
-        if progress is not None:
-            progress("checksumming the backup file")
-        sha256, size = await run_blocking(dumps.file_sha256, partial)
-        os.replace(partial, final)
+        with leftovers.held(partial):  # until renamed: a sweep elsewhere keeps it
+            snapshot, tool = await run_blocking(
+                _dump,
+                db,
+                partial,
+                config=config,
+                progress=progress,
+                sqlite_pages=sqlite_pages,
+                on_sqlite_step=on_sqlite_step,
+            )
+            if progress is not None:
+                progress("checksumming the backup file")
+            sha256, size = await run_blocking(dumps.file_sha256, partial)
+            os.replace(partial, final)
     finally:
         partial.unlink(missing_ok=True)
     manifest = Manifest(

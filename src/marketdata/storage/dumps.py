@@ -16,10 +16,10 @@ process is killed) with :class:`~marketdata.storage.snapshot.Stopped`.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import os
 import re
-import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -33,6 +33,7 @@ import sqlalchemy as sa
 
 from marketdata.errors import ConfigError, InputError, StorageError
 from marketdata.logs import redact_url_passwords
+from marketdata.storage.leftovers import held, scratch_name
 from marketdata.storage.snapshot import (
     Progress,
     Snapshot,
@@ -161,7 +162,10 @@ def _sqlite_url(path: Path) -> DatabaseUrl:
 def scratch_sqlite(directory: Path) -> Iterator[DatabaseUrl]:
     """A temporary SQLite file under ``directory``, deleted afterwards."""
     directory.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".verify-", dir=directory) as scratch:
+    with (
+        tempfile.TemporaryDirectory(prefix=".verify-", dir=directory) as scratch,
+        held(Path(scratch)),  # marks it as in use until it is deleted
+    ):
         yield _sqlite_url(Path(scratch) / "scratch.db")
 
 
@@ -385,12 +389,12 @@ def clear_postgres(db: DatabaseUrl) -> None:
 
 @contextlib.contextmanager
 def scratch_postgres(server: DatabaseUrl) -> Iterator[DatabaseUrl]:
-    """A new empty database ``marketdata_verify_<random>`` on ``server``'s server, dropped
-    afterwards (needs the CREATEDB privilege)."""
+    """A new empty database ``marketdata_verify_<UTC stamp>_<random>`` on ``server``'s
+    server, dropped afterwards (needs the CREATEDB privilege)."""
     import psycopg  # only PostgreSQL verification needs the driver directly
     from psycopg import sql
 
-    name = f"marketdata_verify_{secrets.token_hex(4)}"
+    name = scratch_name(dt.datetime.now(dt.UTC))
     try:
         with psycopg.connect(server.conninfo, autocommit=True, connect_timeout=10) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
