@@ -37,6 +37,9 @@ LOGGERS = ("marketdata", "uvicorn", "uvicorn.access")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 _URL_PASSWORD = re.compile(r"(?P<prefix>[a-z][a-z0-9+.\-]*://[^:/@\s]+:)(?P<pw>[^@\s]+)@", re.I)
+_QUERY_KEY = re.compile(
+    r"(?P<name>[?&](?:api[_-]?key|access_token|token)=)[^&\s\"'#]+", re.IGNORECASE
+)
 _EMPTY: Mapping[str, object] = MappingProxyType({})
 _CONTEXT: ContextVar[Mapping[str, object]] = ContextVar("marketdata_log_context", default=_EMPTY)
 #: Attributes every LogRecord has; anything else on a record came from ``extra`` or a filter.
@@ -57,6 +60,12 @@ def redact_url_passwords(text: str) -> str:
     return _URL_PASSWORD.sub(r"\g<prefix>***@", text)
 
 
+def redact_query_keys(text: str) -> str:
+    """Replace the values of key-like query parameters (``apiKey=…``, ``api_key=…``,
+    ``access_token=…``, ``token=…``) inside ``text``: a client may send any key that way."""
+    return _QUERY_KEY.sub(r"\g<name>***", text)
+
+
 class RedactSecrets(logging.Filter):
     """Scrub secrets and URL passwords from every record's rendered message."""
 
@@ -68,7 +77,7 @@ class RedactSecrets(logging.Filter):
         """``text`` with each secret and URL password replaced by ``***``."""
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        return redact_url_passwords(text)
+        return redact_query_keys(redact_url_passwords(text))
 
     def redact_value(self, value: object) -> object:
         """``value`` with every string in it redacted (through lists, tuples and dicts)."""

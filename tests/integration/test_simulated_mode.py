@@ -13,6 +13,7 @@ from marketdata.api.app import create_app
 from marketdata.providers.simulator import DEFAULT_SYMBOLS
 from marketdata.service.ingest import check_files, import_files
 from marketdata.service.simulated import SYNTHETIC, data_mode, replace_synthetic, seed_if_empty
+from marketdata.service.status import status_overview
 from marketdata.settings import Settings
 from marketdata.storage import Store, open_store
 from tests.support.factories import AT, make_bars
@@ -81,6 +82,23 @@ async def test_real_bars_replace_simulated_ones_per_symbol(store: Store, tmp_pat
     assert await data_mode(store) == "simulated"
     assert await replace_synthetic(store, ["MSFT", "NOPE"]) == ["MSFT"]
     assert await data_mode(store) == "real"
+
+
+async def test_a_watched_symbol_stays_watched_when_real_bars_replace_simulated_ones(
+    store: Store, tmp_path: Path
+) -> None:
+    """The quickstart's import: simulated AAPL on the watchlist, then real (old) bars for it
+    from a file. AAPL stays watched, so /status counts it stale."""
+    await seed_if_empty(store, symbols=["AAPL"], years=1, today=TODAY, at=AT)
+    await store.set_watched(["AAPL"], at=AT)
+    source = tmp_path / "aapl.csv"
+    make_bars("AAPL", start=dt.date(2026, 11, 2), days=3).write_csv(source)
+    await import_files(store, check_files([source]), at=AT, chunk_rows=1000)
+    assert await store.watched_symbols() == ["AAPL"]
+    later = dt.datetime(2026, 12, 31, 23, tzinfo=dt.UTC)
+    overview = await status_overview(store, now=later)
+    assert overview.totals.stale == 1
+    assert overview.stale == ("AAPL",)
 
 
 def test_serve_without_key_shows_simulated_data(database_url: str) -> None:

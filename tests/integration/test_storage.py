@@ -219,6 +219,24 @@ async def test_purge_symbol_removes_everything_of_it(store: Store) -> None:
     assert await store.purge_symbol("NOPE") == 0
 
 
+async def test_purging_a_watched_symbol_keeps_it_watched(store: Store) -> None:
+    """Purging removes data, not watchlist membership: a watched symbol keeps an empty,
+    watched status row (so /status still counts it, as stale), and new bars fill that row."""
+    await store.upsert_bars(make_bars("AAPL", days=3), source="synthetic", at=AT)
+    await store.upsert_bars(make_bars("MSFT", days=2), source="synthetic", at=AT)
+    await store.set_watched(["AAPL"], at=AT)
+    assert await store.purge_symbol("AAPL") == 3
+    assert await store.purge_symbol("MSFT") == 2
+    assert await store.watched_symbols() == ["AAPL"]
+    [row] = await store.status_rows()
+    assert (row.symbol, row.bar_count, row.last_date) == ("AAPL", 0, None)
+    assert await store.symbol_statuses() == []  # nothing stored
+    await store.upsert_bars(make_bars("AAPL", days=2), source="polygon", at=AT)
+    [row] = await store.status_rows()
+    assert (row.symbol, row.bar_count, row.source) == ("AAPL", 2, "polygon")
+    assert await store.watched_symbols() == ["AAPL"]
+
+
 async def test_read_marks_lists_dates_and_validation_in_range(store: Store) -> None:
     """Dates and validation marks only, by symbol then date, limited to the range and the
     symbols asked; nothing stored gives an empty frame with the right columns."""

@@ -239,3 +239,24 @@ def test_every_configured_secret_is_handed_to_redaction() -> None:
         "p%40ss-word",
         "p@ss-word",
     }
+
+
+def test_key_like_query_parameters_are_redacted() -> None:
+    """A client may put any key in a URL (Polygon's ``apiKey=``): the access log hides it."""
+    stream = capture("text")
+    access = logging.getLogger("uvicorn.access")
+    access.setLevel(logging.INFO)  # as uvicorn sets it when serving
+    access.info(
+        '%s - "%s %s HTTP/%s" %d',
+        "127.0.0.1:5",
+        "GET",
+        "/v2/aggs/ticker/A/range/1/day/1/2?adjusted=true&apiKey=sk_live_XYZ123&limit=5",
+        "1.1",
+        200,
+    )
+    log.info("see https://x.test/a?api_key=abc9876&access_token=t0k3n#frag")
+    text = stream.getvalue()
+    for secret in ("sk_live_XYZ123", "abc9876", "t0k3n"):
+        assert secret not in text
+    assert "?adjusted=true&apiKey=***&limit=5" in text
+    assert "?api_key=***&access_token=***#frag" in text

@@ -4,7 +4,8 @@ Rules:
 
 - Write routes (POST/DELETE) depend on :func:`require_write`, read routes on
   :func:`require_read`. A key comes as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``
-  (``X-API-Key`` wins when both are sent).
+  (``X-API-Key`` wins when both are sent); the Polygon-compatible routes also take Polygon's
+  ``?apiKey=<key>`` (:func:`require_read_polygon`), which the logs redact.
 - No key sent → 401 with ``WWW-Authenticate: Bearer``. A key that matches none → 401 too (RFC
   6750's ``invalid_token``): the client must send other credentials, and 403 is kept for "no key
   could help".
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import FastAPI, Request, Security
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,7 +52,14 @@ _api_key_header = APIKeyHeader(
 _bearer = HTTPBearer(
     auto_error=False, description="The same key, as `Authorization: Bearer <key>`."
 )
+_api_key_query = APIKeyQuery(
+    name="apiKey",
+    auto_error=False,
+    description="Polygon's way of sending the key, accepted on the Polygon-compatible routes "
+    "only (a header keeps it out of proxy logs; this server redacts it from its own).",
+)
 _KeyHeader = Annotated[str | None, Security(_api_key_header)]
+_KeyQuery = Annotated[str | None, Security(_api_key_query)]
 _BearerHeader = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 
 
@@ -86,7 +94,7 @@ def install_security(app: FastAPI, settings: Settings) -> None:
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["X-API-Key", "Authorization", "Content-Type", "If-None-Match"],
-            expose_headers=["ETag"],
+            expose_headers=["ETag", "X-Next-Cursor", "X-Request-ID"],
         )
 
 
@@ -102,6 +110,16 @@ async def require_read(request: Request, api_key: _KeyHeader, bearer: _BearerHea
         )
         raise Forbidden(msg)
     _check(request, keys, _presented(api_key, bearer))
+
+
+async def require_read_polygon(
+    request: Request, api_key: _KeyHeader, bearer: _BearerHeader, query_key: _KeyQuery
+) -> None:
+    """:func:`require_read` for the Polygon-compatible routes, which also take the key as
+    Polygon's ``apiKey`` query parameter (after ``X-API-Key`` and ``Authorization``)."""
+    if _presented(api_key, bearer) is None and query_key:
+        api_key = query_key
+    await require_read(request, api_key, bearer)
 
 
 async def require_write(request: Request, api_key: _KeyHeader, bearer: _BearerHeader) -> None:

@@ -304,7 +304,8 @@ class Store(Protocol):
         ...
 
     async def purge_symbol(self, symbol: str) -> int:
-        """Delete every bar, revision, validation row and the status of ``symbol``; rows gone."""
+        """Delete every bar, revision, validation row, split and dividend of ``symbol`` and
+        empty its status (a watched symbol keeps an empty, watched status row); rows gone."""
         ...
 
     async def has_source(self, source: str | None = None) -> bool:

@@ -666,6 +666,11 @@ class PostgresStore(PostgresStatus):
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
                 cur = await conn.execute("DELETE FROM bars WHERE symbol = %s", (symbol,))
                 removed = cur.rowcount
+                cur = await conn.execute(
+                    "SELECT updated_at FROM symbol_status WHERE symbol = %s AND watched",
+                    (symbol,),
+                )
+                was = await cur.fetchone()
                 for table in (
                     "bar_revisions",
                     "validation_log",
@@ -676,6 +681,12 @@ class PostgresStore(PostgresStatus):
                     await conn.execute(
                         f"DELETE FROM {table} WHERE symbol = %s",  # constant names
                         (symbol,),
+                    )
+                if was is not None:  # still watched: keep its empty row (see set_watched)
+                    await conn.execute(
+                        "INSERT INTO symbol_status (symbol, updated_at, watched)"
+                        " VALUES (%s, %s, true)",
+                        (symbol, was[0]),
                     )
         except psycopg.Error as exc:
             raise StorageError(f"{self.description}: {_first_line(exc)}") from exc

@@ -658,6 +658,9 @@ class SQLiteStore(SQLiteStatus, SQLiteJobs):
         db.execute("BEGIN IMMEDIATE")
         try:
             removed = db.execute("DELETE FROM bars WHERE symbol = ?", (symbol,)).rowcount
+            was = db.execute(
+                "SELECT updated_at FROM symbol_status WHERE symbol = ? AND watched", (symbol,)
+            ).fetchone()
             for table in (
                 "bar_revisions",
                 "validation_log",
@@ -666,6 +669,11 @@ class SQLiteStore(SQLiteStatus, SQLiteJobs):
                 "dividends",
             ):
                 db.execute(f"DELETE FROM {table} WHERE symbol = ?", (symbol,))
+            if was is not None:  # still watched: keep its empty row (see set_watched)
+                db.execute(
+                    "INSERT INTO symbol_status (symbol, updated_at, watched) VALUES (?, ?, 1)",
+                    (symbol, was[0]),
+                )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

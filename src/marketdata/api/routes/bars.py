@@ -42,11 +42,14 @@ MEDIA_TYPES: dict[str, str] = {
     "csv": "text/csv; charset=utf-8",
     "parquet": "application/vnd.apache.parquet",
 }
-_ACCEPTED = {
+_ACCEPTED: dict[str, Format] = {
     "text/csv": "csv",
     "application/vnd.apache.parquet": "parquet",
     "application/x-parquet": "parquet",
     "application/json": "json",
+    "text/*": "csv",
+    "application/*": "json",
+    "*/*": "json",
 }
 #: Dates outside this range cannot be sessions we store; asking for them is a mistake.
 EARLIEST, LATEST = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
@@ -74,14 +77,43 @@ _EXAMPLE = {
 
 
 def negotiate(fmt: Format | None, accept: str | None) -> Format:
-    """``format=`` when given, else the first supported type in ``Accept``, else JSON."""
+    """``format=`` when given, else the supported type ``Accept`` prefers (highest ``q``, then
+    the order given; ``q=0`` never), else JSON.
+
+    ``*/*`` and ``application/*`` mean JSON, ``text/*`` CSV. A header naming only types we
+    do not serve gets JSON too (the documented default) rather than 406.
+    """
     if fmt is not None:
         return fmt
-    for part in (accept or "").split(","):
-        chosen = _ACCEPTED.get(part.split(";")[0].strip().lower())
-        if chosen is not None:
-            return chosen  # type: ignore[return-value]  # a value of _ACCEPTED
-    return "json"
+    best: tuple[float, int, Format] | None = None
+    for index, part in enumerate((accept or "").split(",")):
+        media, *params = (p.strip() for p in part.split(";"))
+        chosen = _ACCEPTED.get(media.lower())
+        if chosen is None:
+            continue
+        weight = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0  # a malformed weight is no preference
+        if weight <= 0 or weight != weight:  # q=0 (or nan): not acceptable
+            continue
+        if best is None or weight > best[0]:
+            best = (weight, index, chosen)
+    return best[2] if best is not None else "json"
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header matches ``etag``: ``*``, or any of its
+    comma-separated tags, compared weakly (``W/"x"`` matches ``"x"``, RFC 9110 §13.1.2)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return any(t.strip().removeprefix("W/") == etag for t in if_none_match.split(","))
 
 
 def parse_fields(text: str | None) -> list[str]:
@@ -250,10 +282,16 @@ async def historical(
     out = with_flag_names(frame).select(chosen)
     body = render(out, fmt, symbol=name, adjusted=adjusted, cursor=following)
     etag = f'"{hashlib.sha1(body, usedforsecurity=False).hexdigest()}"'  # twice blake2b's speed
-    headers = {"ETag": etag, "Cache-Control": "max-age=60, must-revalidate", "Vary": "Accept"}
+    # With keys required for reads, no shared cache may keep the answer (RFC 9111 §3.5).
+    scope = "private, " if settings.require_key_for_reads else ""
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"{scope}max-age=60, must-revalidate",
+        "Vary": "Accept",
+    }
     if following is not None:
         headers["X-Next-Cursor"] = following
-    if request.headers.get("if-none-match") in (etag, f"W/{etag}"):
+    if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     if fmt == "parquet":
         headers["Content-Disposition"] = f'attachment; filename="{name}.parquet"'

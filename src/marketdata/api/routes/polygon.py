@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException
 from marketdata.adjust import Adjustment
 from marketdata.api.deps import StoreDep
 from marketdata.api.errors import Unauthorized, status_for
-from marketdata.api.security import require_read
+from marketdata.api.security import require_read_polygon
 from marketdata.errors import InputError, MarketDataError
 from marketdata.service.history import read_history
 from marketdata.symbols import normalize_symbol
@@ -278,8 +278,9 @@ def _error_example(text: str) -> dict[str, Any]:
         "`multiplier` must be 1 and `timespan` `day`. `t` is 00:00 New York time of the session "
         "date in Unix ms; `vw` and `n` are left out when unknown; with no bars the answer has "
         "no `results`. When more than `limit` bars match, follow `next_url` (it carries no key; "
-        "send the key again as `Authorization: Bearer`). An `apiKey` query parameter is "
-        "accepted and ignored by this endpoint. Errors use Polygon's body: "
+        "send the key again). When reads need a key, it may come as Polygon's `apiKey` query "
+        "parameter as well as in a header (headers stay out of proxy logs; this server "
+        "redacts `apiKey` from its own). Errors use Polygon's body: "
         '`{"status": "ERROR", "request_id": …, "error": …}`.'
     ),
     responses={
@@ -295,7 +296,7 @@ def _error_example(text: str) -> dict[str, Any]:
             **_error_example("the database does not answer"),
         },
     },
-    dependencies=[Depends(require_read)],
+    dependencies=[Depends(require_read_polygon)],
 )
 async def aggregates(
     request: Request,

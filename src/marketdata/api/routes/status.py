@@ -156,7 +156,8 @@ def decode_cursor(cursor: str) -> str:
     """The symbol a cursor continues after; :class:`InputError` if it is not one of ours."""
     try:
         data = orjson.loads(base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4)))
-        after = normalize_symbol(data["after"])
+        given = data["after"] if isinstance(data, dict) else None
+        after = normalize_symbol(given) if isinstance(given, str) else None
     except (ValueError, KeyError, TypeError, binascii.Error, InputError):
         after = None
     if after is None:

@@ -120,12 +120,19 @@ async def health(store: StoreDep, scheduler: SchedulerDep) -> JSONResponse:
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if database == "ok" else 503)
 
 
+_DOWN = "The database does not answer: /health names the problem."
+
+
 @router.get(
     "/", response_model=Root, responses={200: {"content": {"application/json": {"example": ROOT}}}}
 )
 async def root(store: StoreDep) -> Root:
-    """What this service is, where its docs are, and whether its data is simulated."""
-    mode = await data_mode(store)
+    """What this service is, where its docs are, and whether its data is simulated (``unknown``
+    while the database does not answer: see ``/health``)."""
+    try:
+        mode: DataModeName = await data_mode(store)
+    except StorageError:
+        mode = "unknown"
     return Root(
         name="marketdata",
         version=__version__,
@@ -135,5 +142,5 @@ async def root(store: StoreDep) -> Root:
         health="/health",
         dashboard="/dashboard",
         data_mode=mode,
-        notice=SIMULATED_NOTICE if mode == "simulated" else None,
+        notice=SIMULATED_NOTICE if mode == "simulated" else _DOWN if mode == "unknown" else None,
     )
