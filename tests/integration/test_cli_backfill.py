@@ -121,3 +121,20 @@ def test_dates_outside_the_calendar_are_refused(database_url: str) -> None:
     assert "Traceback" not in early.stderr
     deep = run_cli("--database-url", database_url, "backfill", "AAPL", "--years", "60", "--dry-run")
     assert deep.returncode == 0, deep.stderr
+
+
+def test_a_range_with_nothing_to_fetch_is_refused(database_url: str) -> None:
+    """A start after the last completed session, or a range of weekend days only, is one
+    clear line and exit 1 (dry run or not), never a run that "succeeds" doing nothing."""
+    for args in (
+        ("--start", "2030-01-07"),
+        ("--start", "2030-01-07", "--dry-run"),
+        ("--start", "2024-01-06", "--end", "2024-01-07"),  # a Saturday and a Sunday
+    ):
+        done = run_cli("--database-url", database_url, "backfill", *args)
+        assert done.returncode == 1, (args, done.stdout)
+        assert "nothing to fetch" in done.stderr
+        assert "Traceback" not in done.stderr
+    code, out, _ = invoke(database_url, "runs", "--json")
+    assert code == 0
+    assert json.loads(out) == []

@@ -68,6 +68,23 @@ class Prepared:
         return tuple(s.symbol for s in self.plan.symbols)
 
 
+def check_fetchable(target: Target, last: dt.date) -> None:
+    """:class:`InputError` when ``target``'s explicit range can hold no session to fetch: it
+    starts after ``last`` (the last completed session), or holds no XNYS session up to it.
+
+    Run by :func:`prepare`, and by the API before it accepts a run, so a mistaken range is a
+    clear error rather than a run that succeeds having done nothing.
+    """
+    if target.start is None:
+        return
+    if target.start > last:
+        msg = f"start {target.start} is after the last completed session {last}: nothing to fetch"
+        raise InputError(msg)
+    end = min(target.end or last, last)
+    if target.start >= calendar.FIRST_DATE and not calendar.sessions(target.start, end).size:
+        raise InputError(f"no XNYS session from {target.start} to {end}: nothing to fetch")
+
+
 def years_before(day: dt.date, years: int) -> dt.date:
     """``day`` minus whole ``years`` (29 February becomes 28 February), at the earliest the
     calendar's first day."""
@@ -97,6 +114,7 @@ async def prepare(
             )
             raise InputError(msg)
     end = calendar.last_completed_session(now, delay=options.delay)
+    check_fetchable(target, end)
     if target.end is not None:
         end = min(end, target.end)
     watch = {w.symbol: w for w in await watched(store, config, at=now)}

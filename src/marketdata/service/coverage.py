@@ -6,6 +6,10 @@ The month grid is calendar logic only (:func:`month_counts` is pure: sessions an
 in, counts out); the stored dates and ``validated`` marks of every symbol come from one read of
 the bars in the range (:meth:`~marketdata.storage.base.Store.read_marks`: dates and marks
 only, no prices). Bars on dates that are not sessions never count.
+
+Nothing after the last completed session is expected: a later ``end`` is clamped to it, so
+future months are absent rather than holes. An answer holds at most ``limit`` symbols, by name;
+when more remain, it says how many there are and after which symbol the next one continues.
 """
 
 from __future__ import annotations
@@ -53,17 +57,31 @@ class SymbolCoverage:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Coverage:
-    """Every asked symbol over the months of [start, end]."""
+    """The asked symbols (one page of them) over the months of [start, end].
+
+    ``symbols_total`` counts every symbol the question covers, on every page; ``next_after``
+    is the symbol the next page continues after (None on the last page).
+    """
 
     start: dt.date
     end: dt.date
     months: tuple[str, ...]
     symbols: tuple[SymbolCoverage, ...]
+    symbols_total: int = 0
+    next_after: str | None = None
 
     def __post_init__(self) -> None:
         if self.start > self.end:
             msg = f"start {self.start} is after end {self.end}"
             raise InputError(msg)
+        if self.symbols_total < len(self.symbols):
+            msg = f"symbols_total {self.symbols_total} is less than the {len(self.symbols)} given"
+            raise ValueError(msg)
+
+    @property
+    def truncated(self) -> bool:
+        """Whether symbols remain after this page."""
+        return self.next_after is not None
 
 
 def month_labels(sessions: calendar.SessionArray) -> tuple[str, ...]:
@@ -120,13 +138,15 @@ async def coverage(
     end: dt.date | None = None,
     today: dt.date,
     limit: int | None = None,
+    after: str | None = None,
 ) -> Coverage:
     """Monthly coverage of ``symbols`` (every stored symbol when None) over [start, end].
 
-    ``end`` defaults to ``today`` (the last completed session, so a stale symbol's last months
-    show it), ``start`` to the first stored session of the symbols. Dates must lie in the
-    calendar's window; a named symbol with no bars is :class:`NotFound`. ``limit`` keeps the
-    first symbols (by name) of a default, all-symbols answer.
+    ``today`` is the last completed session: ``end`` defaults to it (so a stale symbol's last
+    months show it) and is clamped to it (later sessions are not expected yet); ``start``
+    defaults to the first stored session of the symbols. Dates must lie in the calendar's
+    window and ``start`` not after ``today``; a named symbol with no bars is
+    :class:`NotFound`. Symbols go by name: only those after ``after``, at most ``limit``.
     """
     statuses = await store.symbol_statuses(symbols)
     if symbols is not None:
@@ -134,14 +154,21 @@ async def coverage(
         unknown = [s for s in symbols if s not in stored]
         if unknown:
             raise NotFound(f"no bars stored for {', '.join(unknown)}")
-    statuses = [s for s in statuses if s.bar_count][:limit]
-    end = end if end is not None else _clamp(today)
+    # Sorted here, not by the database's collation, so that ``after`` pages consistently.
+    every = sorted((s for s in statuses if s.bar_count), key=lambda s: s.symbol)
+    remaining = [s for s in every if after is None or s.symbol > after]
+    statuses = remaining[:limit]
+    next_after = statuses[-1].symbol if len(statuses) < len(remaining) else None
+    today = _clamp(today)
+    end = min(end, today) if end is not None else today
     earliest = min((s.first_date for s in statuses if s.first_date is not None), default=end)
-    start = start if start is not None else _clamp(earliest)
-    for label, day in (("start", start), ("end", end)):
+    start = start if start is not None else min(_clamp(earliest), end)
+    for label, day in (("end", end), ("start", start)):
         if not calendar.FIRST_DATE <= day <= calendar.LAST_DATE:
             msg = f"{label} {day} is outside {calendar.FIRST_DATE} … {calendar.LAST_DATE}"
             raise InputError(msg)
+    if start > today:
+        raise InputError(f"start {start} is after the last completed session {today}")
     if start > end:
         raise InputError(f"start {start} is after end {end}")
     names = [s.symbol for s in statuses]
@@ -166,6 +193,8 @@ async def coverage(
             )
             for s in statuses
         ),
+        symbols_total=len(every),
+        next_after=next_after,
     )
 
 

@@ -17,6 +17,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from marketdata import calendar
 from marketdata.errors import NotFound
 from marketdata.storage.base import Store
 from marketdata.storage.jobs import Origin, WatchEntry
@@ -159,11 +160,20 @@ async def remove(
 
 async def not_stored(store: Store, config: Watchlist, symbol: str, *, at: dt.datetime) -> NotFound:
     """The error for a symbol with no bars, saying whether it is on the watchlist (so the next
-    backfill fetches it) or how to add it."""
-    on_list = symbol in {w.symbol for w in await watched(store, config, at=at)}
-    hint = (
-        "it is on the watchlist; the next backfill fetches it"
-        if on_list
-        else "it is not on the watchlist (POST /api/v1/symbols adds it)"
-    )
-    return NotFound(f"no bars stored for {symbol}: {hint}")
+    backfill fetches it, or the last one failed, and why) or how to add it."""
+    prefix = f"no bars stored for {symbol}: it is"
+    if symbol not in {w.symbol for w in await watched(store, config, at=at)}:
+        return NotFound(f"{prefix} not on the watchlist (POST /api/v1/symbols adds it)")
+    error = await _last_error(store, symbol)
+    hint = f"its last backfill failed: {error}" if error else "the next backfill fetches it"
+    return NotFound(f"{prefix} on the watchlist; {hint}")
+
+
+async def _last_error(store: Store, symbol: str) -> str | None:
+    """The stored error of the last backfill of ``symbol``, a watched symbol without bars.
+
+    Its status row is one of the watched rows with nothing stored (:meth:`Store.status_rows`
+    with ``behind_before`` at the calendar's first day): there is no read of one row by name.
+    """
+    rows = await store.status_rows(behind_before=calendar.FIRST_DATE)
+    return next((r.last_error for r in rows if r.symbol == symbol), None)

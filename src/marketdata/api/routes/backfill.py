@@ -9,12 +9,13 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
+from marketdata import calendar
 from marketdata.api.deps import BackfillerDep, StoreDep
 from marketdata.api.errors import problem_responses
 from marketdata.api.routes.bars import EARLIEST, LATEST
 from marketdata.api.schemas import RUN_EXAMPLE, BackfillSummary
 from marketdata.api.security import require_read, require_write
-from marketdata.service.backfill import Target
+from marketdata.service.backfill import Target, check_fetchable
 from marketdata.service.runs import run_history, run_progress
 from marketdata.storage.jobs import RunRecord
 from marketdata.symbols import normalize_symbols
@@ -129,17 +130,21 @@ DETAIL = {
 async def start_backfill(
     runner: BackfillerDep, body: BackfillRequest | None = None
 ) -> JSONResponse:
-    """Start a backfill in the background (409 while another one runs)."""
+    """Start a backfill in the background (409 while another one runs).
+
+    A `start` after the last completed session, or a range without any XNYS session, is a 422.
+    """
     request = body or BackfillRequest()
-    run_id = await runner.trigger(
-        Target(
-            symbols=tuple(normalize_symbols(request.symbols)),
-            start=request.start,
-            end=request.end,
-            years=request.years,
-        ),
-        trigger="api",
+    target = Target(
+        symbols=tuple(normalize_symbols(request.symbols)),
+        start=request.start,
+        end=request.end,
+        years=request.years,
     )
+    check_fetchable(
+        target, calendar.last_completed_session(runner.clock(), delay=runner.options.delay)
+    )
+    run_id = await runner.trigger(target, trigger="api")
     url = f"/api/v1/backfill/{run_id}"
     return JSONResponse(
         Started(run_id=run_id, status_url=url).model_dump(),

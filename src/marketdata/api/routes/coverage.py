@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from marketdata import calendar
 from marketdata.api.deps import SettingsDep, StoreDep
 from marketdata.api.errors import problem_responses
+from marketdata.api.routes.status import decode_cursor, encode_cursor
 from marketdata.api.security import require_read
 from marketdata.errors import InputError
 from marketdata.service import coverage as service
@@ -45,12 +46,21 @@ class SymbolCoverage(BaseModel):
 
 
 class CoverageResponse(BaseModel):
-    """Monthly coverage of the symbols over [start, end]."""
+    """Monthly coverage of the symbols (one page of them) over [start, end]."""
 
     start: dt.date
-    end: dt.date
+    end: dt.date = Field(description="Last date counted: at most the last completed session.")
     months: list[str] = Field(description="Every month (YYYY-MM) in the range that has sessions.")
-    symbols: list[SymbolCoverage]
+    symbols: list[SymbolCoverage] = Field(description="This page's symbols, by name.")
+    symbols_total: int = Field(
+        ge=0, description="Symbols the question covers on every page (stored, or named)."
+    )
+    truncated: bool = Field(
+        description="True when symbols remain after this page: pass `next_cursor` as `cursor`."
+    )
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the symbols after this page; null on the last page."
+    )
 
     @classmethod
     def of(cls, found: service.Coverage) -> CoverageResponse:
@@ -68,6 +78,9 @@ class CoverageResponse(BaseModel):
                 )
                 for s in found.symbols
             ],
+            symbols_total=found.symbols_total,
+            truncated=found.truncated,
+            next_cursor=encode_cursor(found.next_after) if found.next_after else None,
         )
 
 
@@ -86,6 +99,9 @@ EXAMPLE = {
             ],
         }
     ],
+    "symbols_total": 1,
+    "truncated": False,
+    "next_cursor": None,
 }
 
 
@@ -103,22 +119,37 @@ async def coverage(
     symbols: Annotated[
         str | None,
         Query(
-            description=f"Comma-separated symbols (default: every stored symbol, at most "
-            f"{MAX_SYMBOLS}).",
+            description=f"Comma-separated symbols (default: every stored symbol; at most "
+            f"{MAX_SYMBOLS} named).",
             examples=["AAPL,MSFT"],
             max_length=4000,
         ),
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_SYMBOLS, description="Symbols in one answer, by name.")
+    ] = MAX_SYMBOLS,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=200, description="Continue after the `next_cursor` of an answer."),
     ] = None,
     start: Annotated[
         dt.date | None,
         Query(description="First date (default: the symbols' first stored session)."),
     ] = None,
     end: Annotated[
-        dt.date | None, Query(description="Last date (default: the last completed session).")
+        dt.date | None,
+        Query(description="Last date (default and at most: the last completed session)."),
     ] = None,
 ) -> CoverageResponse:
     """Per symbol and month: XNYS sessions, sessions with a stored bar and bars that passed
-    validation, so months with holes or bad bars stand out."""
+    validation, so months with holes or bad bars stand out.
+
+    Sessions are counted from each symbol's first stored one up to the last completed session
+    (a later `end` is clamped to it, so future months are absent, not holes; a `start` after
+    it is a 422). One answer holds at most `limit` symbols, by name: when more remain,
+    `truncated` is true, `symbols_total` says how many there are, and `next_cursor`, passed
+    as `cursor`, continues after the last one.
+    """
     names = parse_symbol_list(symbols) if symbols else None
     if names is not None and len(names) > MAX_SYMBOLS:
         raise InputError(f"at most {MAX_SYMBOLS} symbols at a time, got {len(names)}")
@@ -126,6 +157,12 @@ async def coverage(
         dt.datetime.now(dt.UTC), delay=dt.timedelta(minutes=settings.backfill_delay_minutes)
     )
     found = await service.coverage(
-        store, names or None, start=start, end=end, today=today, limit=MAX_SYMBOLS
+        store,
+        names or None,
+        start=start,
+        end=end,
+        today=today,
+        limit=limit,
+        after=decode_cursor(cursor) if cursor is not None else None,
     )
     return CoverageResponse.of(found)

@@ -13,7 +13,7 @@ import {
 } from "./common.js";
 import * as fmt from "./format.js";
 
-/** Most symbols drawn in the heat map (the API answers at most 200 per call). */
+/** Most symbols drawn in the heat map, the first by name (the API answers at most 200). */
 const HEATMAP_SYMBOLS = 100;
 /** Milliseconds between two looks at a running backfill. */
 const POLL_MS = 1000;
@@ -202,15 +202,26 @@ function renderBackup(health, now) {
 
 // -- coverage heat map ---------------------------------------------------------------------
 
+/** The visible line above the heat map saying it shows only some symbols (none: hidden). */
+function heatmapNote(text) {
+  let note = document.getElementById("heatmap-note");
+  if (!note) {
+    note = el("p", { id: "heatmap-note", class: "muted", "data-marker": "heatmap-note" });
+    document.getElementById("heatmap").parentElement.before(note);
+  }
+  note.textContent = text;
+  note.hidden = !text;
+}
+
 async function renderCoverage(status) {
   const table = document.getElementById("heatmap");
-  const symbols = status.per_symbol.filter((r) => r.bars > 0).map((r) => r.symbol);
-  if (!symbols.length) {
+  if (!status.per_symbol.some((r) => r.bars > 0)) {
+    heatmapNote("");
     table.replaceChildren(el("caption", { class: "muted" }, "No stored bars yet."));
     return;
   }
-  const shown = symbols.slice(0, HEATMAP_SYMBOLS);
-  const coverage = await api(`/api/v1/coverage?symbols=${encodeURIComponent(shown.join(","))}`);
+  // Every stored symbol by name, cut at HEATMAP_SYMBOLS: the answer says when it was cut.
+  const coverage = await api(`/api/v1/coverage?limit=${HEATMAP_SYMBOLS}`);
   const head = el(
     "tr",
     {},
@@ -236,8 +247,10 @@ async function renderCoverage(status) {
       }),
     ),
   );
-  const note =
-    symbols.length > shown.length ? `First ${shown.length} of ${symbols.length} symbols. ` : "";
+  const note = coverage.truncated
+    ? `Showing ${fmt.count(coverage.symbols.length)} of ${fmt.count(coverage.symbols_total)} symbols (the first by name). `
+    : "";
+  heatmapNote(note.trim());
   const first = !table.rows.length;
   table.replaceChildren(
     el("caption", { class: "visually-hidden" }, `${note}Coverage by month, ${coverage.start} to ${coverage.end}`),
