@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import re
 import shutil
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -372,3 +373,42 @@ def test_downloads_carry_the_key_and_the_whole_range(
     assert console.errors
     assert all("status of 401" in e for e in console.errors)
     console.errors.clear()
+
+
+def _add_copies(path: Path, source: str, count: int) -> list[str]:
+    """``count`` more symbols holding ``source``'s bars and status (plain SQL, no event loop:
+    the browser's is running)."""
+    names = [f"Z{i:03d}" for i in range(count)]
+    with sqlite3.connect(path) as db:
+        bar_columns = [r[1] for r in db.execute("PRAGMA table_info(bars)") if r[1] != "symbol"]
+        status_columns = [
+            r[1] for r in db.execute("PRAGMA table_info(symbol_status)") if r[1] != "symbol"
+        ]
+        for name in names:
+            for table, columns in (("bars", bar_columns), ("symbol_status", status_columns)):
+                listed = ", ".join(columns)  # names from PRAGMA, not input
+                copy = f"INSERT INTO {table} (symbol, {listed}) SELECT ?, {listed} FROM {table}"
+                db.execute(f"{copy} WHERE symbol = ?", (name, source))
+    return names
+
+
+def test_heat_map_says_when_it_shows_only_some_symbols(
+    dashboard_db: Path, tmp_path: Path, page: Any
+) -> None:
+    """Past 100 stored symbols the heat map draws the first 100 by name and says so."""
+    path = tmp_path / "many.db"
+    shutil.copyfile(dashboard_db, path)
+    _add_copies(path, "AAPL", 100)  # 104 stored in all
+    with serve_in_thread(create_app(settings_for(path)), lifespan=True) as url:
+        page.goto(f"{url}/dashboard")
+        note = page.locator("#heatmap-note")
+        expect(note).to_be_visible()
+        expect(note).to_have_text(re.compile(r"Showing 100 of 104 symbols"))
+        expect(page.locator("#heatmap tbody tr")).to_have_count(100)
+        assert page.locator("#heatmap tbody tr").first.get_attribute("data-symbol") == "AAPL"
+
+
+def test_heat_map_has_no_note_when_it_shows_every_symbol(site: str, page: Any) -> None:
+    page.goto(f"{site}/dashboard")
+    expect(page.locator("#heatmap tbody tr")).to_have_count(4)
+    expect(page.locator("#heatmap-note")).to_be_hidden()
