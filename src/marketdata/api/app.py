@@ -16,6 +16,7 @@ from marketdata import __version__, logs
 from marketdata.api import metrics
 from marketdata.api.dashboard import install_dashboard
 from marketdata.api.errors import add_exception_handlers
+from marketdata.api.methods import install_methods
 from marketdata.api.metrics import install_metrics
 from marketdata.api.requestid import install_request_id
 from marketdata.api.routes import (
@@ -111,6 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     add_exception_handlers(app)
+    install_methods(app)  # inside the metrics and request ids: they see HEAD as HEAD
     install_security(app, settings)
     install_metrics(app)
     install_request_id(app)  # outermost: every log line of a request carries its id

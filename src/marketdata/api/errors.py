@@ -12,6 +12,9 @@ reason phrase (RFC 9110 wording). ``error`` (the error class name) and ``detail`
 read before RFC 9457, so both stay. Extensions: ``errors`` (request validation: ``loc``, ``msg``
 and ``type`` of each problem) and ``request_id`` (500s, also sent as ``X-Request-ID``).
 
+Bodies are JSON: one the route could not read as JSON (any other ``Content-Type``) is a 415,
+malformed JSON a 422 naming the character where parsing stopped, a missing one a 422 saying so.
+
     error                              status
     NotFound                           404
     InputError, DataRejected           422  (also FastAPI's request validation, as InputError)
@@ -20,6 +23,7 @@ and ``type`` of each problem) and ``request_id`` (500s, also sent as ``X-Request
     ProviderError and its subclasses   502  the market-data vendor failed
     ConfigError, MarketDataError       500  the server is misconfigured or failed
     Unauthorized / Forbidden           401 / 403  (API keys, raised by ``api.security``)
+    a request body that is not JSON    415  (sent as text/plain, a form, or with no Content-Type)
     Starlette HTTPException            its own status (404 unknown route, 405, 413, ...)
     any other exception                500 with a generic detail; the traceback goes to the log
 """
@@ -27,19 +31,27 @@ and ``type`` of each problem) and ``request_id`` (500s, also sent as ``X-Request
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Sequence
-from http import HTTPStatus
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from marketdata.api.problems import (
+    PROBLEM_MEDIA_TYPE,
+    PROBLEM_TYPE_BASE,
+    Problem,
+    document_problems,
+    error_name,
+    phrase,
+    problem_response,
+    problem_responses,
+    problem_type,
+)
+from marketdata.api.request_errors import validation_error
 from marketdata.errors import (
     ConfigError,
     Conflict,
@@ -51,10 +63,26 @@ from marketdata.errors import (
 )
 from marketdata.logs import current_context
 
-log = logging.getLogger(__name__)
+#: Re-exported: routes and tests import the problem vocabulary from here.
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "PROBLEM_TYPE_BASE",
+    "STATUS_FOR",
+    "Forbidden",
+    "Problem",
+    "RequestTooLarge",
+    "Unauthorized",
+    "add_exception_handlers",
+    "internal_error",
+    "method_not_allowed",
+    "not_allowed_detail",
+    "problem_response",
+    "problem_responses",
+    "problem_type",
+    "status_for",
+]
 
-PROBLEM_MEDIA_TYPE = "application/problem+json"
-PROBLEM_TYPE_BASE = "https://marketdata.dev/problems/"
+log = logging.getLogger(__name__)
 
 
 class Unauthorized(MarketDataError):
@@ -96,102 +124,6 @@ def status_for(exc: MarketDataError) -> int:
     return next(code for cls, code in STATUS_FOR if isinstance(exc, cls))
 
 
-class Problem(BaseModel):
-    """An error, as RFC 9457 problem details (``application/problem+json``)."""
-
-    model_config = ConfigDict(
-        extra="allow",
-        json_schema_extra={
-            "examples": [
-                {
-                    "type": f"{PROBLEM_TYPE_BASE}not-found",
-                    "title": "Not Found",
-                    "status": 404,
-                    "detail": "no bars stored for XYZ",
-                    "instance": "/api/v1/historical/XYZ",
-                    "error": "NotFound",
-                }
-            ]
-        },
-    )
-
-    type: str = Field(description="A URI naming the kind of problem; compare it, don't fetch it.")
-    title: str = Field(description="The status's reason phrase.")
-    status: int = Field(description="The HTTP status code.")
-    detail: str = Field(description="What went wrong this time, in plain words.")
-    instance: str = Field(description="The request path.")
-    error: str = Field(description="The error class name, e.g. NotFound.")
-
-
-def problem_type(error: str) -> str:
-    """The stable ``type`` URI of the error named ``error`` (``NotFound`` → ``.../not-found``)."""
-    return PROBLEM_TYPE_BASE + re.sub(r"(?<!^)(?=[A-Z])", "-", error).lower()
-
-
-def problem_response(
-    request: Request,
-    *,
-    status: int,
-    error: str,
-    detail: str,
-    headers: dict[str, str] | None = None,
-    **extensions: Any,
-) -> JSONResponse:
-    """A problem+json response for ``request``; ``extensions`` become extra members."""
-    body = {
-        "type": problem_type(error),
-        "title": _phrase(status),
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
-        "error": error,
-        **extensions,
-    }
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
-
-
-#: ``error`` and ``detail`` of each status in :func:`problem_responses`' examples.
-_EXAMPLES: dict[int, tuple[str, str]] = {
-    400: ("BadRequest", "There was an error parsing the body"),
-    401: ("Unauthorized", "an API key is required: send it as X-API-Key or Authorization: Bearer"),
-    403: ("Forbidden", "write endpoints are disabled: set MARKETDATA_API_KEYS=<key> and restart"),
-    404: ("NotFound", "no bars stored for XYZ"),
-    409: ("Conflict", "another backfill is running"),
-    413: ("ContentTooLarge", "the request body is larger than 65,536 bytes"),
-    422: ("InputError", "query parameter 'min_quality': Input should be less than or equal to 1"),
-    500: ("InternalError", "internal error; see the server log (request id 3f2a9c1d04be)"),
-    502: ("ProviderError", "The market-data provider failed."),
-    503: ("DatabaseUnreachable", "cannot connect to the database"),
-}
-
-
-def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for a route's ``responses=``: a :class:`Problem` with an example each.
-
-    Use as ``@router.get(..., responses=problem_responses(404, 422))``.
-    """
-    entries: dict[int | str, dict[str, Any]] = {}
-    for code in codes:
-        error, detail = _EXAMPLES.get(code, (_name(code), _phrase(code)))
-        example = {
-            "type": problem_type(error),
-            "title": _phrase(code),
-            "status": code,
-            "detail": detail,
-            "instance": "/api/v1/historical/XYZ",
-            "error": error,
-        }
-        entries[code] = {
-            "model": Problem,
-            "description": _phrase(code),
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_REF, "example": example}},
-        }
-    return entries
-
-
-_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
-
-
 def add_exception_handlers(app: FastAPI) -> None:
     """Install the handlers that turn every error into problem+json.
 
@@ -200,46 +132,11 @@ def add_exception_handlers(app: FastAPI) -> None:
     Starlette's last resort for errors raised in middleware.
     """
     app.add_exception_handler(MarketDataError, _domain_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, internal_error)
     app.add_middleware(_CatchUnhandled)
-    _document_problems(app)
-
-
-def _document_problems(app: FastAPI) -> None:
-    """Make the OpenAPI schema say what is sent: problem+json, not FastAPI's default 422 body.
-
-    Responses from :func:`problem_responses` lose the twin FastAPI adds for their ``model`` in
-    the route's media type (``application/json``, ``text/plain``), and the automatic 422
-    (``HTTPValidationError``) becomes a :class:`Problem`.
-    """
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:  # first call: build once, then FastAPI's cache serves it
-            schema = build()
-            for operations in schema.get("paths", {}).values():
-                for operation in operations.values():
-                    if isinstance(operation, dict):
-                        _problem_content(operation.get("responses", {}))
-            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-            schemas.setdefault("Problem", Problem.model_json_schema())
-        return app.openapi_schema or {}
-
-    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point
-
-
-def _problem_content(responses: dict[str, dict[str, Any]]) -> None:
-    """Rewrite one operation's documented responses in place (see :func:`_document_problems`)."""
-    for code, response in responses.items():
-        content = response.get("content", {})
-        schema = content.get("application/json", {}).get("schema", {})
-        if schema.get("$ref") == "#/components/schemas/HTTPValidationError":
-            entry = problem_responses(422)[422]
-            responses[code] = {"description": "Validation Error", "content": entry["content"]}
-        elif PROBLEM_MEDIA_TYPE in content:  # drop the route's own media type (JSON, text)
-            response["content"] = {PROBLEM_MEDIA_TYPE: content[PROBLEM_MEDIA_TYPE]}
+    document_problems(app)
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
@@ -267,38 +164,18 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     )
 
 
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)  # registered for this class only
-    problems = [
-        {
-            "loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
-            "msg": str(e.get("msg", "")),
-            "type": str(e.get("type", "")),
-        }
-        for e in exc.errors()
-    ]
-    detail = "; ".join(f"{_where(p['loc'])}: {p['msg']}" for p in problems) or "invalid request"
-    return problem_response(
-        request,
-        status=422,
-        error="InputError",
-        detail=detail,
-        errors=problems,
-    )
-
-
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)  # registered for this class only
     headers = dict(exc.headers) if exc.headers else None
     if exc.status_code < 400:  # 304 Not Modified and friends carry no body
         return Response(status_code=exc.status_code, headers=headers)
     detail = str(exc.detail)
-    if detail == _phrase(exc.status_code, rfc9110=False):  # Starlette's default: say more
+    if detail == phrase(exc.status_code, rfc9110=False):  # Starlette's default: say more
         detail = _http_detail(request, exc.status_code, headers or {})
     return problem_response(
         request,
         status=exc.status_code,
-        error=_name(exc.status_code),
+        error=error_name(exc.status_code),
         detail=detail,
         headers=headers,
     )
@@ -351,50 +228,32 @@ class _CatchUnhandled:
             await response(scope, receive, send)
 
 
-_LOCATIONS = {
-    "query": "query parameter",
-    "path": "path parameter",
-    "header": "header",
-    "cookie": "cookie",
-}
-
-
-def _where(loc: Sequence[int | str]) -> str:
-    """``("query", "min_quality")`` → ``query parameter 'min_quality'``."""
-    if not loc:
-        return "request"
-    head, rest = str(loc[0]), ".".join(str(p) for p in loc[1:])
-    if head == "body":
-        return f"body field {rest!r}" if rest else "request body"
-    if head in _LOCATIONS:
-        return f"{_LOCATIONS[head]} {rest!r}"
-    return repr(".".join(str(p) for p in loc))
-
-
 def _http_detail(request: Request, status: int, headers: dict[str, str]) -> str:
     method, path = request.method, request.url.path
     if status == 404:
         return f"no endpoint at {path}; the API is described at /docs"
     if status == 405:
-        allowed = headers.get("Allow") or headers.get("allow")
-        return f"{method} is not allowed on {path}" + (f"; use {allowed}" if allowed else "")
-    return _phrase(status)
+        allowed = headers.get("Allow") or headers.get("allow") or ""
+        methods = [m.strip() for m in allowed.split(",") if m.strip()]
+        return not_allowed_detail(method, path, methods)
+    return phrase(status)
 
 
-#: RFC 9110's reason phrases where Python 3.11's ``HTTPStatus`` still has the older ones.
-_RFC9110_PHRASES = {413: "Content Too Large", 422: "Unprocessable Content"}
+def method_not_allowed(request: Request, allowed: Sequence[str]) -> JSONResponse:
+    """405 for ``request``: ``Allow`` and the detail name every method in ``allowed``."""
+    return problem_response(
+        request,
+        status=405,
+        error="MethodNotAllowed",
+        detail=not_allowed_detail(request.method, request.url.path, allowed),
+        headers={"Allow": ", ".join(allowed)},
+    )
 
 
-def _phrase(status: int, *, rfc9110: bool = True) -> str:
-    if rfc9110 and status in _RFC9110_PHRASES:
-        return _RFC9110_PHRASES[status]
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-def _name(status: int) -> str:
-    """``405`` → ``MethodNotAllowed``: the ``error`` member of Starlette's HTTP errors."""
-    words = re.split(r"[\s-]+", re.sub(r"[^\w\s-]", "", _phrase(status)))
-    return "".join(word.capitalize() for word in words)
+def not_allowed_detail(method: str, path: str, allowed: Sequence[str]) -> str:
+    """``PATCH is not allowed on /x; use GET, HEAD or POST``."""
+    text = f"{method} is not allowed on {path}"
+    if not allowed:
+        return text
+    listed = allowed[0] if len(allowed) == 1 else f"{', '.join(allowed[:-1])} or {allowed[-1]}"
+    return f"{text}; use {listed}"

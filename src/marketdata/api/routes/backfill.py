@@ -124,7 +124,7 @@ DETAIL = {
     dependencies=[Depends(require_write)],
     responses={
         202: {"content": {"application/json": {"example": STARTED}}},
-        **problem_responses(400, 401, 403, 409, 413, 422),
+        **problem_responses(400, 401, 403, 409, 413, 415, 422),
     },
 )
 async def start_backfill(

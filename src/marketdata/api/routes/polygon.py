@@ -58,7 +58,8 @@ _BOOLS: Final[dict[str, bool]] = {"true": True, "false": False}
 _T: Final = pl.col("date").cast(pl.Datetime("ms")).dt.replace_time_zone(str(_NEW_YORK))
 
 
-def _error(code: int, text: str, headers: Mapping[str, str] | None = None) -> Response:
+def error_response(code: int, text: str, headers: Mapping[str, str] | None = None) -> Response:
+    """An error in Polygon's body, ``{"status": "ERROR", "request_id": …, "error": …}``."""
     body = {"status": "ERROR", "request_id": secrets.token_hex(16), "error": text}
     return Response(
         json.dumps(body, separators=(",", ":")), code, headers, media_type="application/json"
@@ -79,11 +80,11 @@ class PolygonRoute(APIRoute):
                 problems = (
                     f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors()
                 )
-                return _error(status.HTTP_400_BAD_REQUEST, "; ".join(problems))
+                return error_response(status.HTTP_400_BAD_REQUEST, "; ".join(problems))
             except InputError as exc:
-                return _error(status.HTTP_400_BAD_REQUEST, str(exc))
+                return error_response(status.HTTP_400_BAD_REQUEST, str(exc))
             except HTTPException as exc:
-                return _error(exc.status_code, str(exc.detail), exc.headers)
+                return error_response(exc.status_code, str(exc.detail), exc.headers)
             except MarketDataError as exc:
                 code = status_for(exc)
                 if code >= status.HTTP_500_INTERNAL_SERVER_ERROR:
@@ -95,7 +96,7 @@ class PolygonRoute(APIRoute):
                 challenge = (
                     {"WWW-Authenticate": exc.challenge} if isinstance(exc, Unauthorized) else None
                 )
-                return _error(code, str(exc), challenge)
+                return error_response(code, str(exc), challenge)
 
         return polygon_handler
 

@@ -114,7 +114,7 @@ async def list_symbols(store: StoreDep, settings: SettingsDep) -> list[WatchedSy
     dependencies=[Depends(require_write)],
     responses={
         202: {"content": {"application/json": {"example": ADDED}}},
-        **problem_responses(400, 401, 403, 413, 422),
+        **problem_responses(400, 401, 403, 413, 415, 422),
     },
 )
 async def add_symbol(
