@@ -12,7 +12,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from marketdata.errors import DatabaseUnreachable, SchemaOutOfDate, StorageError
+from marketdata.errors import ConfigError, DatabaseUnreachable, SchemaOutOfDate, StorageError
 from marketdata.storage.urls import DatabaseUrl
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ def ensure_current(db: DatabaseUrl, *, create: bool = True) -> None:
     if current == head:
         return
     if current is None and create:
+        _refuse_foreign(db)
         log.info("creating the schema in %s", db.display, extra={"event": "schema_created"})
         upgrade(db)
         return
@@ -117,3 +118,29 @@ def ensure_current(db: DatabaseUrl, *, create: bool = True) -> None:
         "run `marketdata db upgrade`"
     )
     raise SchemaOutOfDate(msg)
+
+
+def foreign_tables(db: DatabaseUrl) -> list[str]:
+    """Tables in ``db`` (PostgreSQL: in the search path's first schema) that are not
+    marketdata's, sorted."""
+    from marketdata.storage.schema import metadata  # the tables migrations create
+
+    ours = {t.name for t in metadata.sorted_tables} | {"alembic_version"}
+    with _connect(db) as conn:
+        names = sa.inspect(conn).get_table_names()
+    return sorted(n for n in names if n not in ours)
+
+
+def _refuse_foreign(db: DatabaseUrl) -> None:
+    """:class:`ConfigError` before creating our tables beside someone else's: a database named
+    by mistake (``postgres``, another app's) is left untouched. ``marketdata db upgrade``
+    still creates them there when that is what the user wants."""
+    others = foreign_tables(db)
+    if others:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        msg = (
+            f"{db.display} has no marketdata schema but holds other tables ({shown}): give "
+            "marketdata a database of its own (an empty one is set up automatically), or run "
+            "`marketdata db upgrade` to add its tables there anyway"
+        )
+        raise ConfigError(msg)
