@@ -31,9 +31,10 @@ from typing import IO, Literal
 
 LogFormat = Literal["auto", "json", "text"]
 
-#: Loggers :func:`configure` writes: ours, and uvicorn's server and access logs (the access
-#: logger named too, as uvicorn's own set-up stops it from propagating).
-LOGGERS = ("marketdata", "uvicorn", "uvicorn.access")
+#: Loggers :func:`configure` writes: ours, uvicorn's server and access logs (the access
+#: logger named too, as uvicorn's own set-up stops it from propagating), and stamina's (left
+#: without a handler, Python's last resort would print its bare messages on stderr).
+LOGGERS = ("marketdata", "uvicorn", "uvicorn.access", "stamina")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 _URL_PASSWORD = re.compile(r"(?P<prefix>[a-z][a-z0-9+.\-]*://[^:/@\s]+:)(?P<pw>[^@\s]+)@", re.I)
@@ -200,7 +201,8 @@ def configure(
     fmt: LogFormat = "auto",
     stream: IO[str] | None = None,
 ) -> None:
-    """Send ``marketdata`` (at ``level``) and ``uvicorn`` logs to ``stream`` (stderr) in ``fmt``.
+    """Send ``marketdata`` (at ``level``), ``uvicorn`` and ``stamina`` logs to ``stream``
+    (stderr) in ``fmt``.
 
     Calling it again replaces the handler it installed before.
     """
@@ -220,3 +222,7 @@ def configure(
         logger.addHandler(handler)
         logger.propagate = False
     logging.getLogger("marketdata").setLevel(level)
+    # stamina logs each scheduled retry at WARNING, which the providers' own `provider_retry`
+    # warning already says: its record (with the wait) is shown only when debugging.
+    debugging = logging.getLogger("marketdata").getEffectiveLevel() <= logging.DEBUG
+    logging.getLogger("stamina").setLevel(logging.WARNING if debugging else logging.ERROR)

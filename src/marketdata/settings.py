@@ -7,6 +7,7 @@ also come from a ``.env`` file in the working directory. Nothing else in marketd
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
@@ -15,6 +16,7 @@ from pydantic import (
     AliasChoices,
     Field,
     SecretStr,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -24,7 +26,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from marketdata.crontab import parse_crontab
 from marketdata.errors import InputError
 from marketdata.logs import LogFormat
-from marketdata.symbols import DEFAULT_SYMBOLS, normalize_symbols, parse_symbol_list
+from marketdata.symbols import DEFAULT_SYMBOLS, normalize_symbols
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -256,16 +258,27 @@ class Settings(BaseSettings):
                 raise ValueError(msg)
         return origins
 
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _any_case(cls, value: object, info: ValidationInfo) -> object:
+        """``debug`` is ``DEBUG``, ``JSON`` is ``json``: people type either."""
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        return value.upper() if info.field_name == "log_level" else value.lower()
+
     @field_validator("symbols", mode="before")
     @classmethod
     def _symbol_list(cls, value: object) -> tuple[str, ...]:
+        """Comma-separated; empty items are skipped, and an item with a space in it is an
+        error (``AAPL MSFT`` is not two symbols here)."""
         try:
             if isinstance(value, str):
-                return tuple(parse_symbol_list(value))
+                return tuple(normalize_symbols(v for v in value.split(",") if v.strip()))
             if isinstance(value, list | tuple):
                 return tuple(normalize_symbols(str(v) for v in value))
         except InputError as exc:
-            raise ValueError(f"MARKETDATA_SYMBOLS: {exc}") from None
+            raise ValueError(f"MARKETDATA_SYMBOLS (comma-separated): {exc}") from None
         msg = "MARKETDATA_SYMBOLS must be a comma-separated list of symbols"
         raise ValueError(msg)
 
@@ -321,3 +334,33 @@ class Settings(BaseSettings):
         if password:
             secrets += [password, unquote(password)]
         return secrets
+
+
+def env_variable(field: str) -> str:
+    """The environment variable that sets ``field``: its first alias, else ``MARKETDATA_…``."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    if isinstance(alias, str):
+        return alias
+    return f"MARKETDATA_{field.upper()}"
+
+
+def describe_errors(exc: ValidationError, *, given: Collection[str] = ()) -> str:
+    """``exc`` in the user's terms, one problem after another on one line: each named by its
+    environment variable, or by its ``--option`` for the fields in ``given`` (values from the
+    command line). Values are not repeated (they may be secrets), except a rejected choice."""
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        env = env_variable(field) if field in Settings.model_fields else field.upper()
+        name = f"--{field.replace('_', '-')}" if field in given else env or "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "literal_error" and isinstance(error.get("input"), str):
+            message += f", got {error['input'][:40]!r}"
+        if env and message.startswith(env):  # the validator named it already
+            problems.append(name + message.removeprefix(env))
+        else:
+            problems.append(f"{name}: {message}")
+    return "; ".join(problems)

@@ -196,7 +196,7 @@ def test_default_database_is_sqlite_under_data_dir(tmp_path: Path) -> None:
         (["import", "missing.csv"], {}, "missing.csv: no such file"),
         (["export"], {}, "name at least one symbol"),
         (["status"], {"MARKETDATA_DATABASE_URL": "mysql://x"}, "unsupported scheme 'mysql'"),
-        (["status"], {"MARKETDATA_PORT": "99999999"}, "invalid settings: port"),
+        (["status"], {"MARKETDATA_PORT": "99999999"}, "invalid settings: MARKETDATA_PORT"),
     ],
 )
 def test_errors_are_one_clear_line(

@@ -321,6 +321,7 @@ def list_(
                 "rows": e.manifest.rows,
                 "present": e.present,
                 "verified": e.manifest.verified,
+                "verify_error": e.manifest.verify_error,
                 "kept": e.kept,
             }
             for e in entries

@@ -18,13 +18,14 @@ from rich.markup import escape
 
 from marketdata import __version__, logs
 from marketdata.cli import backfill, backup, quality, verify
-from marketdata.cli._common import err, load_settings, out
+from marketdata.cli._common import Group, err, load_settings, out, use_plain_flags
 from marketdata.cli._common import settings_of as _settings
 from marketdata.cli._common import with_store as _with_store
 from marketdata.cli.actions import actions_app
 from marketdata.cli.symbols import symbols_app
-from marketdata.errors import InputError, MarketDataError
+from marketdata.errors import InputError, MarketDataError, NotFound
 from marketdata.storage.urls import DatabaseUrl
+from marketdata.symbols import normalize_symbols
 
 # Heavy modules (polars, pyarrow, the database drivers, alembic) are imported inside the
 # commands that need them, so `--help` and `--version` answer at once.
@@ -44,6 +45,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
+    cls=Group,
     epilog=(
         "Exit status: 0 success, 1 error, 2 usage error, 3 finished with problems (rejected "
         "rows, failed symbols, differences), 130 interrupted."
@@ -218,18 +220,23 @@ def status(
 ) -> None:
     """Show per-symbol coverage from the maintained summaries (never scans the bars).
 
+    Named symbols without bars are reported on stderr after the others (exit status 1).
+
     Example: marketdata status --watch --interval 2
     """
     from marketdata.cli import render
     from marketdata.cli import watch as watching
 
     settings = _settings(ctx)
+    names = normalize_symbols(symbols or [])
     if watch:
         if as_json:
             raise InputError("--watch refreshes the table; it does not combine with --json")
-        watching.run(settings, symbols or None, interval=interval, count=count)
+        watching.run(settings, names or None, interval=interval, count=count)
         return
-    statuses, rules = _with_store(settings, lambda store: watching.read_status(store, symbols))
+    statuses, rules = _with_store(settings, lambda store: watching.read_status(store, names))
+    stored = {s.symbol for s in statuses}
+    missing = [name for name in names if name not in stored]
     if as_json:
         payload = [
             {
@@ -249,12 +256,13 @@ def status(
             for s in statuses
         ]
         out.print_json(json.dumps(payload))
-        return
-    if not statuses:
+    elif statuses:
+        out.print(render.status_table(statuses, rules))
+        out.print(render.status_totals(statuses, rules))
+    elif not names:
         out.print(watching.NO_BARS)
-        return
-    out.print(render.status_table(statuses, rules))
-    out.print(render.status_totals(statuses, rules))
+    if missing:
+        raise NotFound(f"no bars stored for {', '.join(missing)}")
 
 
 # -- db ---------------------------------------------------------------------------------------
@@ -263,11 +271,13 @@ def status(
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Apply all pending migrations (safe to run any time)."""
+    from marketdata.storage import opening
     from marketdata.storage.migrate import current_revision, upgrade
 
     db = DatabaseUrl.parse(_settings(ctx).database_url)
-    before = current_revision(db)
-    after = upgrade(db)
+    with opening(db):
+        before = current_revision(db)
+        after = upgrade(db)
     if before == after:
         out.print(f"{db.display} is up to date (revision {after}).")
     else:
@@ -277,15 +287,18 @@ def db_upgrade(ctx: typer.Context) -> None:
 @db_app.command("current")
 def db_current(ctx: typer.Context) -> None:
     """Show the schema revision of the database and the one this version needs."""
+    from marketdata.storage import opening
     from marketdata.storage.migrate import bars_kind, current_revision, head_revision
 
     db = DatabaseUrl.parse(_settings(ctx).database_url)
-    current = current_revision(db)
+    with opening(db):
+        current = current_revision(db)
+        kind = bars_kind(db) if current else None
     head = head_revision()
     state = "up to date" if current == head else "behind: run `marketdata db upgrade`"
     out.print(f"{db.display}: revision {current or 'none'} (needs {head}) — {state}")
-    if current:
-        out.print(f"bars is stored as a {bars_kind(db)}")
+    if kind:
+        out.print(f"bars is stored as a {kind}")
 
 
 # -- serve ------------------------------------------------------------------------------------
@@ -456,6 +469,7 @@ quality.register(app)
 verify.register(app)
 app.add_typer(actions_app, name="actions")
 app.add_typer(symbols_app, name="symbols")
+use_plain_flags(app)
 
 
 def main() -> None:

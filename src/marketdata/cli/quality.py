@@ -10,6 +10,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from marketdata.cli._common import err, out, settings_of, with_store
+from marketdata.errors import InputError, NotFound
+from marketdata.symbols import normalize_symbols
 
 if TYPE_CHECKING:
     from marketdata.service.quality import SymbolQuality
@@ -28,18 +30,17 @@ def validate(ctx: typer.Context, symbols: SymbolsArg = None, as_json: JsonOpt = 
     Every bar gets its flags, quality score and validated mark again and the validation log
     is rewritten; missing sessions are recounted against the XNYS calendar. Run it after
     changing thresholds or loading corporate actions by hand (``actions import`` does it).
+    A named symbol without bars is an error, before anything is re-scored.
     """
     from marketdata.cli import render
     from marketdata.service.quality import revalidate
 
     settings = settings_of(ctx)
+    wanted = normalize_symbols(symbols or [])
 
     async def run(store: Store) -> list[SymbolQuality]:
-        names = [s.symbol for s in await store.symbol_statuses(symbols or None)]
-        if symbols:
-            unknown = sorted(set(symbols) - set(names))
-            if unknown:
-                err.print(f"[yellow]no bars stored for {', '.join(unknown)}[/yellow]")
+        names = [s.symbol for s in await store.symbol_statuses(wanted or None)]
+        _check_stored(wanted, names)
         if not names:
             return []
         with Progress(
@@ -85,19 +86,18 @@ def gaps(
     as_json: JsonOpt = False,
 ) -> None:
     """List missing sessions (XNYS sessions between a symbol's first and last stored bar)."""
-    from marketdata.errors import NotFound
     from marketdata.service.quality import symbol_gaps
 
     settings = settings_of(ctx)
     first = start.date() if start else None
     last = end.date() if end else None
+    if first and last and first > last:
+        raise InputError(f"--start {first} is after --end {last}")
+    names = normalize_symbols(symbols)
 
     async def run(store: Store) -> dict[str, list[GapRange]]:
-        found = {s.symbol for s in await store.symbol_statuses(symbols)}
-        missing = [s for s in symbols if s not in found]
-        if missing:
-            raise NotFound(f"no bars stored for {', '.join(missing)}")
-        return {s: await symbol_gaps(store, s, start=first, end=last) for s in symbols}
+        _check_stored(names, [s.symbol for s in await store.symbol_statuses(names)])
+        return {s: await symbol_gaps(store, s, start=first, end=last) for s in names}
 
     result = with_store(settings, run)
     if as_json:
@@ -121,6 +121,14 @@ def gaps(
         for g in ranges:
             span = g.start.isoformat() if g.start == g.end else f"{g.start} … {g.end}"
             out.print(f"  {span}  ({g.sessions} session(s))")
+
+
+def _check_stored(named: list[str], stored: list[str]) -> None:
+    """:class:`NotFound` naming the symbols of ``named`` that have no bars (``stored``)."""
+    found = set(stored)
+    missing = [name for name in named if name not in found]
+    if missing:
+        raise NotFound(f"no bars stored for {', '.join(missing)}")
 
 
 def register(app: typer.Typer) -> None:

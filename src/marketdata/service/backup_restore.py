@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from marketdata import __version__
-from marketdata.errors import Conflict, InputError, StorageError
+from marketdata.errors import (
+    ConfigError,
+    Conflict,
+    DatabaseUnreachable,
+    InputError,
+    MarketDataError,
+    StorageError,
+)
 from marketdata.service.backup import Comparison, Manifest, compare
 from marketdata.service.backup_files import BackupConfig, resolve, run_blocking, write_manifest
 from marketdata.storage import dumps, leftovers
@@ -26,6 +33,7 @@ from marketdata.storage.snapshot import (
     DIGEST_ALGORITHM,
     Progress,
     Snapshot,
+    Stopped,
     revision_kind,
     tables_with_rows,
     take_snapshot,
@@ -118,6 +126,15 @@ def _scratch(manifest: Manifest, backup: Path, server: DatabaseUrl | None) -> It
         yield scratch
 
 
+class _BackupFailed(Exception):
+    """The backup itself failed verification (a SHA-256 mismatch, a restore the file broke):
+    carries the error to record in the manifest and raise."""
+
+    def __init__(self, error: MarketDataError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _verify(
     backup: Path,
     manifest: Manifest,
@@ -128,15 +145,20 @@ def _verify(
     stop: threading.Event,
 ) -> Comparison:
     with _scratch(manifest, backup, server) as scratch:
-        restored = _restore_into(
-            backup,
-            manifest,
-            scratch,
-            config=config,
-            clear=False,
-            progress=progress,
-            stop=stop,
-        )
+        try:
+            restored = _restore_into(
+                backup,
+                manifest,
+                scratch,
+                config=config,
+                clear=False,
+                progress=progress,
+                stop=stop,
+            )
+        except (ConfigError, DatabaseUnreachable, Stopped):
+            raise  # the tools, the server or the caller: nothing learnt about the backup
+        except MarketDataError as exc:
+            raise _BackupFailed(exc) from None
     return compare(manifest, restored)
 
 
@@ -152,22 +174,33 @@ async def verify_backup(
     """Restore the backup at ``path`` into a scratch database (a temporary SQLite file, or a
     temporary database on ``server``) and compare every table with the manifest.
 
-    The result is recorded in the manifest (unless ``update_manifest`` is false). A file
-    that does not match its recorded SHA-256, or that the restore cannot read, raises.
+    The result is recorded in the manifest (unless ``update_manifest`` is false), a failure
+    too: a file that does not match its recorded SHA-256, or that the restore cannot read, is
+    recorded as failed with the reason, then raises. Errors that say nothing about the file
+    (no server to restore into, missing tools, a stop) raise without recording anything.
     """
     backup, manifest = resolve(path)
     _check_digest(manifest)
-    comparison = await run_blocking(
-        _verify, backup, manifest, server=server, config=config, progress=progress
-    )
+    try:
+        comparison = await run_blocking(
+            _verify, backup, manifest, server=server, config=config, progress=progress
+        )
+    except _BackupFailed as failed:
+        if update_manifest:
+            _record(backup, manifest.with_verification(verified=False, at=at, error=str(failed)))
+        raise failed.error from None
     if update_manifest:
-        checked = manifest.with_verification(
+        manifest = manifest.with_verification(
             verified=comparison.matches, at=at, error=comparison.describe() or None
         )
-        with contextlib.suppress(StorageError):  # a read-only medium still verifies
-            write_manifest(backup.parent, checked)
-        manifest = checked
+        _record(backup, manifest)
     return Verification(manifest=manifest, comparison=comparison)
+
+
+def _record(backup: Path, manifest: Manifest) -> None:
+    """Write the verification's result into the manifest, if the medium takes writes."""
+    with contextlib.suppress(StorageError):  # a read-only medium still verifies
+        write_manifest(backup.parent, manifest)
 
 
 # -- restoring --------------------------------------------------------------------------------
