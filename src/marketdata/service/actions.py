@@ -3,13 +3,17 @@
 A split or dividend explains a price jump on its date, so the bars of every symbol whose
 actions changed are re-validated at once; adjusted reads need nothing: they are computed from
 the stored actions on every read (:mod:`marketdata.service.history`).
+
+Backfills fetch the actions of the days they fetch bars for, from the same provider
+(:func:`plan_actions`); what each provider was already asked about is remembered per symbol
+(:func:`read_checked`), so only new days cost a call.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +22,10 @@ import polars as pl
 from marketdata.bars import DIVIDEND_SCHEMA, SPLIT_SCHEMA
 from marketdata.errors import InputError
 from marketdata.providers.base import Provider
+from marketdata.service.plan import SymbolPlan
 from marketdata.service.quality import revalidate
-from marketdata.storage.base import Store, prepare_dividends, prepare_splits
+from marketdata.service.simulated import SYNTHETIC
+from marketdata.storage.base import Store, SymbolStatus, prepare_dividends, prepare_splits
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,6 +101,125 @@ async def fetch_actions(
         dividends=await provider.dividends(symbols, since=since),
         source=provider.name,
         at=at,
+    )
+
+
+#: Service-state key: per symbol, the days whose actions ``provider`` was asked for.
+CHECKED_KEY = "actions_checked:{provider}"
+#: Actions are asked for again from this many days before the last check, to catch late
+#: reports, whenever a backfill goes past that check.
+RECHECK = dt.timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Span:
+    """The days from ``first`` to ``last`` (inclusive)."""
+
+    first: dt.date
+    last: dt.date
+
+    def __post_init__(self) -> None:
+        if self.first > self.last:
+            msg = f"span starts {self.first}, after its end {self.last}"
+            raise ValueError(msg)
+
+    def union(self, other: Span | None) -> Span:
+        """The smallest span holding both (``self`` when ``other`` is None)."""
+        if other is None:
+            return self
+        return Span(first=min(self.first, other.first), last=max(self.last, other.last))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionsPlan:
+    """The actions requests of a backfill, and what they are for."""
+
+    requests: dict[dt.date, tuple[str, ...]]  # first day asked → symbols
+    wanted: dict[str, Span]  # the days each symbol's actions must cover
+    known: dict[str, Span]  # what the provider was already asked about, still true
+    later: frozenset[str]  # simulated now, real after the bars: plan again then
+
+    def checked(self, since: dt.date, symbols: Sequence[str], through: dt.date) -> dict[str, Span]:
+        """What ``symbols`` have checked once asked from ``since`` (the answer runs to the
+        present, so at least ``through`` and the days wanted)."""
+        last = max([through, *(self.wanted[s].last for s in symbols)])
+        return {s: Span(first=since, last=last).union(self.known.get(s)) for s in symbols}
+
+
+def plan_actions(
+    symbols: Sequence[SymbolPlan],
+    stored: Sequence[SymbolStatus],
+    checked: Mapping[str, Span],
+    *,
+    provider: str,
+) -> ActionsPlan:
+    """The actions requests that give every symbol with work the splits and dividends of the
+    days it gets bars for and of those it holds, from ``provider``.
+
+    ``checked`` holds what ``provider`` was already asked about; it is trusted while the
+    symbol's latest bars are that provider's (a purge deletes a symbol's actions with its
+    bars). Symbols needing days before what is checked (or with nothing checked) share one
+    request, from the earliest such day; those wanting only days after it are asked again from
+    :data:`RECHECK` before its end; those wanting nothing new are left out. Symbols holding
+    simulated bars that real ones replace are left for ``later``: their purge takes the actions.
+    """
+    busy = {
+        s.symbol: Span(first=s.start, last=s.end)
+        for s in symbols
+        if s.start and s.end and (s.range_calls or s.grouped_sessions)
+    }
+    wanted: dict[str, Span] = dict(busy)
+    known: dict[str, Span] = {}
+    later: set[str] = set()
+    for status in stored:
+        symbol, span = status.symbol, busy.get(status.symbol)
+        if span is None or status.first_date is None or status.last_date is None:
+            continue  # nothing stored: the days of the plan
+        if status.source == SYNTHETIC != provider:
+            later.add(symbol)
+            del wanted[symbol]
+            continue
+        wanted[symbol] = span.union(Span(first=status.first_date, last=status.last_date))
+        if status.source == provider and symbol in checked:
+            known[symbol] = checked[symbol]
+    older: dict[str, dt.date] = {}
+    groups: dict[dt.date, list[str]] = {}
+    for symbol, span in sorted(wanted.items()):
+        done = known.get(symbol)
+        if done is None or span.first < done.first:
+            older[symbol] = span.first
+        elif span.last > done.last:
+            groups.setdefault(done.last - RECHECK, []).append(symbol)
+    if older:
+        groups.setdefault(min(older.values()), []).extend(older)
+    return ActionsPlan(
+        requests={since: tuple(sorted(names)) for since, names in sorted(groups.items())},
+        wanted=wanted,
+        known=known,
+        later=frozenset(later),
+    )
+
+
+async def read_checked(store: Store, provider: str) -> dict[str, Span]:
+    """Per symbol, the days whose actions ``provider`` was asked for (by backfills)."""
+    value = await store.get_state(CHECKED_KEY.format(provider=provider))
+    spans = json.loads(value) if value else {}
+    return {
+        symbol: Span(first=dt.date.fromisoformat(first), last=dt.date.fromisoformat(last))
+        for symbol, (first, last) in spans.items()
+    }
+
+
+async def save_checked(
+    store: Store, provider: str, spans: Mapping[str, Span], *, at: dt.datetime
+) -> None:
+    """Record ``spans`` (replacing those of the same symbols) as asked of ``provider``."""
+    if not spans:
+        return
+    merged = {**await read_checked(store, provider), **spans}
+    value = {s: [span.first.isoformat(), span.last.isoformat()] for s, span in merged.items()}
+    await store.set_state(
+        CHECKED_KEY.format(provider=provider), json.dumps(value, sort_keys=True), at=at
     )
 
 

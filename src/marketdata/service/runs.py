@@ -4,8 +4,10 @@ A run takes the database's ``backfill`` lock first (a PostgreSQL advisory lock, 
 in SQLite), so two processes, workers or machines never backfill the same database at once.
 Holding the lock, it marks runs left ``running`` by a dead process as ``interrupted`` and
 re-scores what they were writing, plans from what is stored, records the run with one row per
-symbol, refreshes the symbols' corporate actions (only what is new since the last refresh),
-executes the plan, and ends the run ``succeeded``, ``partial``, ``failed`` or ``interrupted``.
+symbol, fetches the corporate actions of the days the plan fetches bars for (only days not
+checked with the same provider yet), executes the plan, fetches the actions of symbols whose
+simulated bars it replaced (the purge took their simulated ones), and ends the run
+``succeeded``, ``partial``, ``failed`` or ``interrupted``.
 
 :class:`Backfiller` is what the CLI, the scheduler and the REST API use: :meth:`Backfiller.run`
 waits for the run, :meth:`Backfiller.trigger` starts it in the background and returns its id;
@@ -33,13 +35,14 @@ from marketdata.errors import (
 )
 from marketdata.logs import log_context
 from marketdata.providers.base import Provider
-from marketdata.service.actions import fetch_actions
+from marketdata.service.actions import fetch_actions, plan_actions, read_checked, save_checked
 from marketdata.service.backfill import Options, Prepared, Strategy, Target, prepare
 from marketdata.service.execution import Execution, Progress
+from marketdata.service.plan import SymbolPlan
 from marketdata.service.quality import refresh_gap_counts, revalidate
 from marketdata.service.simulated import SYNTHETIC, data_mode
 from marketdata.service.sources import ProviderName, open_provider
-from marketdata.service.watchlist import Watchlist, watched
+from marketdata.service.watchlist import Watchlist
 from marketdata.settings import Settings
 from marketdata.storage.base import Store
 from marketdata.storage.jobs import Checkpoint, RunRecord, StoreLock
@@ -48,9 +51,6 @@ log = logging.getLogger(__name__)
 
 #: The lock every backfill holds while it runs.
 LOCK = "backfill"
-#: Corporate actions are fetched again from this many days before the last refresh, to catch
-#: late reports.
-ACTIONS_SLACK = dt.timedelta(days=30)
 
 #: Opens the provider for a run, given the symbols it will fetch.
 ProviderFactory = Callable[[Sequence[str]], Provider]
@@ -254,8 +254,13 @@ class Backfiller:
                 now=now,
                 on_progress=on_progress,
             )
-            await self._refresh_actions(provider, prepared, execution.progress, now)
+            later = await self._refresh_actions(
+                provider, prepared.plan.symbols, execution.progress, through=prepared.end, now=now
+            )
             progress = await execution.run()
+            await self._refresh_actions(
+                provider, later, progress, through=prepared.end, now=now, replaced=True
+            )
             status = _status(progress)
             message = "; ".join(progress.notes) or None
         except asyncio.CancelledError:
@@ -293,29 +298,32 @@ class Backfiller:
         )
 
     async def _refresh_actions(
-        self, provider: Provider, prepared: Prepared, progress: Progress, now: dt.datetime
-    ) -> None:
-        """Fetch splits and dividends of the symbols with work, since their last refresh."""
-        busy = {s.symbol for s in prepared.plan.symbols if s.range_calls or s.grouped_sessions}
-        if not busy:
-            return
-        entries = {w.symbol: w for w in await watched(self.store, self.config, at=now)}
-        # Symbols refreshed before: since then (minus some slack). The others: since the
-        # first session the plan fetches for them (earlier actions change no stored bar).
-        groups: dict[dt.date | None, list[str]] = {}
-        first_needed = min(
-            (s.start for s in prepared.plan.symbols if s.symbol in busy and s.start), default=None
+        self,
+        provider: Provider,
+        symbols: Sequence[SymbolPlan],
+        progress: Progress,
+        *,
+        through: dt.date,
+        now: dt.datetime,
+        replaced: bool = False,
+    ) -> list[SymbolPlan]:
+        """Fetch the splits and dividends of the days ``symbols`` hold or get bars for that
+        ``provider`` was not asked about yet; returns the symbols whose simulated bars real
+        ones replace, to do after their bars (purging simulated bars purges their actions).
+        With ``replaced`` (after the bars), what was asked before is disregarded.
+        """
+        if not any(s.range_calls or s.grouped_sessions for s in symbols):
+            return []
+        todo = plan_actions(
+            symbols,
+            await self.store.symbol_statuses([s.symbol for s in symbols]),
+            {} if replaced else await read_checked(self.store, provider.name),
+            provider=provider.name,
         )
-        for symbol in sorted(busy):
-            entry = entries.get(symbol)
-            checked = entry.actions_checked if entry else None
-            groups.setdefault(checked - ACTIONS_SLACK if checked else first_needed, []).append(
-                symbol
-            )
-        for since, symbols in groups.items():
+        for since, names in todo.requests.items():
             before = getattr(provider, "calls", None)
             try:
-                await fetch_actions(self.store, provider, symbols, at=now, since=since)
+                await fetch_actions(self.store, provider, names, at=now, since=since)
             except AuthenticationFailed:
                 raise
             except MarketDataError as exc:
@@ -325,7 +333,10 @@ class Backfiller:
                 after = getattr(provider, "calls", None)
                 used = after - before if isinstance(after, int) and isinstance(before, int) else 2
                 await self._count_calls(progress, used)
-            await self.store.mark_actions_checked(symbols, prepared.end)
+            checked = todo.checked(since, names, through)
+            await save_checked(self.store, provider.name, checked, at=self.clock())
+            await self.store.mark_actions_checked(names, through)
+        return [s for s in symbols if s.symbol in todo.later]
 
     async def _count_calls(self, progress: Progress, calls: int) -> None:
         if calls > 0:
