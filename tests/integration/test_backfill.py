@@ -218,6 +218,8 @@ async def test_simulated_provider_never_writes_into_real_data(
     synthetic = backfiller(store, Settings(), provider="synthetic", clock=lambda: NOW)
     with pytest.raises(Conflict, match="never mixed"):
         await synthetic.run(Target(symbols=("AAPL",)))
+    with pytest.raises(Conflict, match="never mixed"):  # the dry run says the same
+        await synthetic.plan(Target(symbols=("AAPL",)))
 
 
 async def test_corporate_actions_arrive_with_the_bars(store: Store, upstream: Upstream) -> None:

@@ -136,7 +136,9 @@ class Backfiller:
         self._tasks: set[asyncio.Task[Outcome]] = set()
 
     async def plan(self, target: Target) -> Prepared:
-        """The plan a run would execute now (nothing is fetched or written)."""
+        """The plan a run would execute now (nothing is fetched or written); refused as the
+        run would be, so a dry run never promises what the run will not do."""
+        await self._refuse_mixing()
         return await prepare(
             self.store,
             config=self.config,
@@ -181,15 +183,19 @@ class Backfiller:
             with contextlib.suppress(BaseException):
                 await task
 
-    async def _start(
-        self, target: Target, *, trigger: str
-    ) -> tuple[StoreLock, int, Prepared, tuple[int, ...]]:
+    async def _refuse_mixing(self) -> None:
+        """:class:`Conflict` when the simulator would write into a database of real bars."""
         if self.provider_name == SYNTHETIC and await data_mode(self.store) == "real":
             msg = (
                 "this database holds real bars, and simulated ones are never mixed in: "
                 "set POLYGON_API_KEY to backfill from Polygon"
             )
             raise Conflict(msg)
+
+    async def _start(
+        self, target: Target, *, trigger: str
+    ) -> tuple[StoreLock, int, Prepared, tuple[int, ...]]:
+        await self._refuse_mixing()
         lock = await acquire(self.store, holder=holder_id())
         try:
             now = self.clock()
