@@ -24,7 +24,8 @@ DEFAULT_SYMBOLS: Final = (
 #: Longest symbol accepted (the vendor's longest US tickers are well under this).
 MAX_LENGTH: Final = 12
 
-_PATTERN: Final = re.compile(r"[A-Z0-9](?:[A-Z0-9.\-]*[A-Z0-9])?")
+#: What a normalized symbol looks like (the whole rule is :func:`normalize_symbol`).
+PATTERN: Final = re.compile(r"[A-Z0-9](?:[A-Z0-9.\-]*[A-Z0-9])?")
 RULE: Final = (
     f"1 to {MAX_LENGTH} characters: letters, digits, '.' or '-' (not first or last), e.g. BRK.B"
 )
@@ -33,7 +34,7 @@ RULE: Final = (
 def normalize_symbol(value: str) -> str:
     """``value`` trimmed and upper-cased, or :class:`InputError` if it is not a valid symbol."""
     symbol = value.strip().upper()
-    if len(symbol) > MAX_LENGTH or not _PATTERN.fullmatch(symbol):
+    if len(symbol) > MAX_LENGTH or not PATTERN.fullmatch(symbol):
         shown = value if len(value) <= 40 else value[:40] + "…"
         msg = f"invalid symbol {shown!r}: a symbol has {RULE}"
         raise InputError(msg)

@@ -21,6 +21,8 @@ T = TypeVar("T")
 
 #: Exit status when a command finished but found problems (rejected rows, differences).
 EXIT_PARTIAL = 3
+#: Exit status after Ctrl-C (128 + SIGINT), as shells expect.
+EXIT_INTERRUPTED = 130
 
 out = Console(soft_wrap=True)  # paths and commands in messages must not be broken
 err = Console(stderr=True, soft_wrap=True)

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from marketdata.cli._common import out, settings_of, with_store
+from marketdata.symbols import normalize_symbols
 
 if TYPE_CHECKING:
     import polars as pl
@@ -45,13 +46,20 @@ def import_actions(
         ),
     ],
 ) -> None:
-    """Store splits and dividends from files, then re-validate the symbols they touch."""
+    """Store splits and dividends from files, then re-validate the symbols they touch.
+
+    Symbols are upper-cased (``brk.b`` is BRK.B); a file with an invalid one is refused whole.
+    """
     import polars as pl
 
+    from marketdata.providers.parsing import normalize_symbol_column
     from marketdata.service.actions import read_actions_file, store_actions
 
     settings = settings_of(ctx)
-    parsed = [read_actions_file(path) for path in files]  # every file is checked first
+    parsed = [  # every file is checked first
+        tuple(normalize_symbol_column(kind, name=str(path)) for kind in read_actions_file(path))
+        for path in files
+    ]
     splits = pl.concat([s for s, _ in parsed], how="vertical_relaxed")
     dividends = pl.concat([d for _, d in parsed], how="vertical_relaxed")
     source = "file:" + ",".join(p.name for p in files)
@@ -89,7 +97,9 @@ def fetch(
 
     async def run(store: Store) -> ActionsReport:
         try:
-            names = symbols or [s.symbol for s in await store.symbol_statuses()]
+            names = normalize_symbols(symbols or ()) or [
+                s.symbol for s in await store.symbol_statuses()
+            ]
             return await fetch_actions(
                 store,
                 source,
@@ -114,8 +124,10 @@ def list_actions(
     """Show stored splits and dividends."""
     settings = settings_of(ctx)
 
+    names = normalize_symbols(symbols or ()) or None
+
     async def run(store: Store) -> tuple[pl.DataFrame, pl.DataFrame]:
-        return await store.read_splits(symbols or None), await store.read_dividends(symbols or None)
+        return await store.read_splits(names), await store.read_dividends(names)
 
     splits, dividends = with_store(settings, run)
     if as_json:

@@ -27,7 +27,15 @@ from rich.progress import (
 )
 
 from marketdata.cli import render_backfill as render
-from marketdata.cli._common import EXIT_PARTIAL, date_option, err, out, settings_of, with_store
+from marketdata.cli._common import (
+    EXIT_INTERRUPTED,
+    EXIT_PARTIAL,
+    date_option,
+    err,
+    out,
+    settings_of,
+    with_store,
+)
 from marketdata.errors import InputError
 
 if TYPE_CHECKING:
@@ -36,9 +44,6 @@ if TYPE_CHECKING:
     from marketdata.service.runs import Outcome
     from marketdata.storage import Store
     from marketdata.storage.jobs import RunRecord
-
-#: Exit status after Ctrl-C (128 + SIGINT), as shells expect.
-EXIT_INTERRUPTED = 130
 
 
 def backfill(

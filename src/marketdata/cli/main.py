@@ -107,6 +107,7 @@ def import_(
         bool,
         typer.Option("--strict", help="Reject a whole file, writing nothing, if any row is bad."),
     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     chunk_rows: Annotated[
         int | None,
         typer.Option(
@@ -129,7 +130,11 @@ def import_(
 
     settings = _settings(ctx)
     transfer.run_import(
-        settings, files, strict=strict, chunk_rows=chunk_rows or settings.import_chunk_rows
+        settings,
+        files,
+        strict=strict,
+        chunk_rows=chunk_rows or settings.import_chunk_rows,
+        as_json=as_json,
     )
 
 
@@ -144,9 +149,15 @@ def export(
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Export every stored symbol.")] = False,
     fmt: Annotated[
-        ExportFormat,
-        typer.Option("--format", "-f", help="Output format."),
-    ] = "csv",
+        ExportFormat | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Output format (default: from the --out name, .parquet/.pq → parquet, "
+            "else csv; .csv.gz is gzip).",
+            show_default=False,
+        ),
+    ] = None,
     out_path: Annotated[
         Path | None,
         typer.Option(

@@ -5,6 +5,11 @@ returns a :class:`BarFile` whose :meth:`~BarFile.chunks` yields parsed chunks of
 ``chunk_rows`` rows with the rejected rows of each, tagged with their line (CSV) or row
 (Parquet) number. Memory stays bounded by the chunk size, whatever the file size.
 
+Each chunk says how far through the file it reached, for a progress bar: rows for Parquet;
+for CSV the bytes of the rows handed out (pyarrow reads far ahead of them, so the read offset
+would say "done" long before it is), estimated from the fields' lengths, and for gzip mapped to
+compressed bytes with the compression ratio seen so far.
+
 :func:`expand_paths` turns directories into the bar files under them (recursively, sorted),
 and a file without a symbol column under a Hive-style ``symbol=BRK.B`` directory takes its
 symbol from there: a partitioned dataset (``marketdata export --format parquet --out DIR``,
@@ -16,7 +21,7 @@ from __future__ import annotations
 import gzip
 import io
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -64,6 +69,11 @@ class BarFile:
     size: int  # total bytes (CSV) or rows (Parquet): the progress bar's 100 %
     columns: list[str] = field(default_factory=list)
     symbol: str | None = None  # from a ``symbol=…`` directory when the file has no such column
+    has_rows: bool = True  # False: a CSV header with nothing (or blank lines only) after it
+    #: Keep symbols as written (a marketdata dataset restoring its database), not normalized.
+    verbatim_symbols: bool = False
+    header_bytes: int = 0  # CSV: bytes of the header line, line end included (uncompressed)
+    newline_bytes: int = 1  # CSV: 2 when lines end in CR LF
 
     @property
     def unit(self) -> str:
@@ -80,9 +90,14 @@ class BarFile:
     # -- CSV -------------------------------------------------------------------------------
 
     def _csv_chunks(self, chunk_rows: int) -> Iterator[FileChunk]:
+        if not self.has_rows:  # pyarrow refuses a lone header without a line end
+            yield from self._emit(None, [], chunk_rows, where=lambda _: self.size, final=True)
+            return
         skipped: list[tuple[int, str]] = []  # (line, reason) of rows pyarrow could not split
+        tally = _Tally(consumed=self.header_bytes)
 
         def on_invalid(row: pcsv.InvalidRow) -> str:
+            tally.consumed += len((row.text or "").encode()) + self.newline_bytes
             text = (row.text or "").strip()
             if text:
                 skipped.append(
@@ -99,6 +114,15 @@ class BarFile:
             stream: BinaryIO = raw
             if self.format == "csv.gz":
                 stream = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+
+            def where(consumed: int) -> int:
+                """File position (``size`` units) of ``consumed`` bytes of CSV text."""
+                if stream is not raw:  # gzip: scale by the compression ratio read so far
+                    produced = stream.tell()
+                    consumed = round(consumed * raw.tell() / produced) if produced else 0
+                return min(consumed, self.size)
+
+            sizes = _row_bytes(self.columns, self.newline_bytes)
             try:
                 reader = pcsv.open_csv(
                     stream,
@@ -120,19 +144,22 @@ class BarFile:
                     assert isinstance(frame, pl.DataFrame)  # a batch is a table
                     lines = _line_numbers(good_rows, frame.height, skipped)
                     good_rows += frame.height
-                    pending.append(frame.with_columns(pl.Series(LINE, lines)))
+                    pending.append(frame.with_columns(pl.Series(LINE, lines), sizes))
                     pending_rows += frame.height
                     if pending_rows >= chunk_rows:  # emit whole chunks, carry the remainder
                         joined = pl.concat(pending)
                         whole = joined.height - joined.height % chunk_rows
-                        yield from self._emit(joined.head(whole), skipped, raw.tell(), chunk_rows)
+                        yield from self._emit(
+                            joined.head(whole), skipped, chunk_rows, where=where, tally=tally
+                        )
                         rest = joined.slice(whole)
                         pending, pending_rows = ([rest] if rest.height else []), rest.height
                 yield from self._emit(
                     pl.concat(pending) if pending else None,
                     skipped,
-                    raw.tell(),
                     chunk_rows,
+                    where=where,
+                    tally=tally,
                     final=True,
                 )
             except (pa.ArrowInvalid, OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
@@ -143,35 +170,53 @@ class BarFile:
         self,
         frame: pl.DataFrame | None,
         skipped: list[tuple[int, str]],
-        position: int,
         chunk_rows: int,
         *,
+        where: Callable[[int], int],
+        tally: _Tally | None = None,
         final: bool = False,
     ) -> Iterator[FileChunk]:
         """Parse ``frame`` in parts; each part also reports the unsplittable rows before it.
 
         ``skipped`` holds rows pyarrow could not split, in file order; reported ones are marked
         by blanking their reason so line numbering (which needs all of them) stays intact.
+        Each part's position is ``where`` of the text bytes consumed up to its end (``tally``).
         """
         parts: list[pl.DataFrame] = []
         if frame is not None and not frame.is_empty():
-            # Blank lines arrive as all-empty rows: skip them silently.
-            data_cols = [c for c in frame.columns if c != LINE]
-            frame = frame.filter(~pl.all_horizontal(pl.col(data_cols).str.strip_chars() == ""))
             parts = [frame.slice(o, chunk_rows) for o in range(0, frame.height, chunk_rows)]
         if not parts and final:
             parts = [
-                pl.DataFrame(schema={**dict.fromkeys(self.columns, pl.String), LINE: pl.Int64})
+                pl.DataFrame(
+                    schema={
+                        **dict.fromkeys(self.columns, pl.String),
+                        LINE: pl.Int64,
+                        _SIZE: pl.Int64,
+                    }
+                )
             ]
         for index, part in enumerate(parts):
             last = final and index == len(parts) - 1
             upto = None if last or part.is_empty() else int(part[LINE].max())  # type: ignore[arg-type]
             rejected = _take_skipped(skipped, upto)
-            parsed = parse_chunk(self._add_symbol(part), self.layout) if part.height else None
+            if tally is not None:
+                tally.consumed += int(part[_SIZE].sum())
+            # Blank lines arrive as all-empty rows: skip them silently.
+            data_cols = [c for c in part.columns if c not in (LINE, _SIZE)]
+            rows = part.drop(_SIZE).filter(
+                ~pl.all_horizontal(pl.col(data_cols).str.strip_chars() == "")
+            )
+            parsed = (
+                parse_chunk(
+                    self._add_symbol(rows), self.layout, verbatim_symbols=self.verbatim_symbols
+                )
+                if rows.height
+                else None
+            )
             yield FileChunk(
                 bars=parsed.bars if parsed else empty_bars(),
                 rejected=pl.concat([rejected, parsed.rejected]).sort(LINE) if parsed else rejected,
-                position=position,
+                position=self.size if last else where(tally.consumed if tally else 0),
             )
 
     def _add_symbol(self, frame: pl.DataFrame) -> pl.DataFrame:
@@ -193,11 +238,34 @@ class BarFile:
                     pl.int_range(row + 1, row + 1 + frame.height, dtype=pl.Int64).alias(LINE)
                 )
                 row += frame.height
-                part = parse_chunk(self._add_symbol(frame), self.layout)
+                part = parse_chunk(
+                    self._add_symbol(frame), self.layout, verbatim_symbols=self.verbatim_symbols
+                )
                 yield FileChunk(bars=part.bars, rejected=part.rejected, position=row)
         except (pa.ArrowInvalid, OSError) as exc:
             msg = f"{self.path}: cannot read as Parquet: {_first_line(exc)}"
             raise InputError(msg) from None
+
+
+#: Column carrying each CSV row's estimated size in bytes (for progress), dropped before parsing.
+_SIZE = "_bytes"
+
+
+@dataclass(slots=True, kw_only=True)
+class _Tally:
+    """Bytes of CSV text handed out so far (header, rows, unsplittable rows)."""
+
+    consumed: int
+
+
+def _row_bytes(columns: list[str], newline_bytes: int) -> pl.Expr:
+    """Each row's size in the file: its fields, the commas between them and the line end.
+
+    Exact for unquoted fields (quotes are the only bytes it misses); blank lines, which arrive
+    as all-empty rows, count their commas too. Good enough for a progress bar.
+    """
+    fields = pl.sum_horizontal(pl.col(c).str.len_bytes().cast(pl.Int64) for c in columns)
+    return (fields + (len(columns) - 1 + newline_bytes)).alias(_SIZE)
 
 
 def _take_skipped(skipped: list[tuple[int, str]], upto: int | None) -> pl.DataFrame:
@@ -249,11 +317,20 @@ def _sniff(path: Path, head: bytes) -> Format:
     return "csv"
 
 
-def _csv_header(path: Path, fmt: Format) -> list[str]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Header:
+    columns: list[str]
+    size: int  # bytes of the header line, its line end included
+    newline_bytes: int  # 2 for CR LF line ends, else 1
+    has_rows: bool  # anything but blank lines after the header
+
+
+def _csv_header(path: Path, fmt: Format) -> _Header:
     opener = gzip.open if fmt == "csv.gz" else open
     try:
         with opener(path, "rb") as handle:
             first = handle.readline(1 << 16)
+            after = handle.read(1 << 16)  # enough to tell whether any row follows
     except (OSError, EOFError, zlib.error) as exc:
         msg = f"{path}: cannot read as {fmt.upper()}: {_first_line(exc)}"
         raise InputError(msg) from None
@@ -265,10 +342,16 @@ def _csv_header(path: Path, fmt: Format) -> list[str]:
     if not text:
         msg = f"{path}: the file has no header line (empty file?)"
         raise InputError(msg)
+    line = first if first.endswith(b"\n") else first + b"\n"  # pyarrow needs a line end
     reader = pcsv.read_csv(
-        io.BytesIO(first), read_options=pcsv.ReadOptions(autogenerate_column_names=False)
+        io.BytesIO(line), read_options=pcsv.ReadOptions(autogenerate_column_names=False)
     )
-    return [str(c) for c in reader.column_names]
+    return _Header(
+        columns=[str(c) for c in reader.column_names],
+        size=len(first),
+        newline_bytes=2 if first.endswith(b"\r\n") else 1,
+        has_rows=bool(after.strip()) or len(after) == 1 << 16,
+    )
 
 
 def open_bar_file(path: Path) -> BarFile:
@@ -297,8 +380,10 @@ def open_bar_file(path: Path) -> BarFile:
         if size == 0:
             msg = f"{path}: the Parquet file has no rows"
             raise InputError(msg)
+        header = _Header(columns=columns, size=0, newline_bytes=1, has_rows=True)
     else:
-        columns = _csv_header(path, fmt)
+        header = _csv_header(path, fmt)
+        columns = header.columns
     names = {c.strip().lower() for c in columns}
     symbol = None if names & set(_PARTITION_KEYS) else partition_symbol(path)
     try:
@@ -306,7 +391,17 @@ def open_bar_file(path: Path) -> BarFile:
     except LayoutError as exc:
         msg = f"{path}: {exc}"
         raise InputError(msg) from None
-    return BarFile(path=path, format=fmt, layout=layout, size=size, columns=columns, symbol=symbol)
+    return BarFile(
+        path=path,
+        format=fmt,
+        layout=layout,
+        size=size,
+        columns=columns,
+        symbol=symbol,
+        has_rows=header.has_rows,
+        header_bytes=header.size,
+        newline_bytes=header.newline_bytes,
+    )
 
 
 def partition_symbol(path: Path) -> str | None:

@@ -7,6 +7,10 @@ Parquet, in both supported layouts:
   ``date`` is an ISO session date (YYYY-MM-DD);
 - **polygon flat file** (day aggregates): ``ticker,volume,open,close,high,low,window_start,
   transactions``; ``window_start`` is Unix nanoseconds at 00:00 America/New_York.
+
+Symbols follow the one rule of :mod:`marketdata.symbols`, checked column-wise: trimmed and
+upper-cased on the way in (``aapl`` is stored as AAPL), and a row whose symbol breaks the rule
+is rejected with the rule as its reason.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from typing import Final, Literal
 
 import polars as pl
 
+from marketdata import symbols
 from marketdata.bars import BAR_SCHEMA, MAX_SYMBOL_LENGTH
+from marketdata.errors import InputError
 
 Layout = Literal["standard", "polygon-flat"]
 
@@ -28,6 +34,39 @@ EXCHANGE_TZ: Final = "America/New_York"
 LINE: Final = "_line"  # the input line (or row) number travels in this column
 _PRICE_COLUMNS: Final = ("open", "high", "low", "close", "volume", "vwap")
 OPTIONAL_VALUES: Final = ("vwap", "transactions")
+#: :func:`marketdata.symbols.normalize_symbol`'s rule as a whole-string regex for polars, so a
+#: column of any length is checked in one vectorized pass (tests hold the two in step).
+_SYMBOL_REGEX: Final = f"^(?:{symbols.PATTERN.pattern})$"  # the one rule, not a copy of it
+
+
+def clean_symbol(column: str = "symbol") -> pl.Expr:
+    """``column`` trimmed and upper-cased, as :func:`~marketdata.symbols.normalize_symbol` does."""
+    return pl.col(column).cast(pl.String).str.strip_chars().str.to_uppercase()
+
+
+def is_valid_symbol(cleaned: pl.Expr) -> pl.Expr:
+    """Whether each cleaned value is a valid symbol (``symbols.RULE``); null is not."""
+    valid = (cleaned.str.len_chars() <= symbols.MAX_LENGTH) & cleaned.str.contains(_SYMBOL_REGEX)
+    return valid.fill_null(False)
+
+
+def normalize_symbol_column(frame: pl.DataFrame, *, name: str) -> pl.DataFrame:
+    """``frame`` with its ``symbol`` column normalized; any invalid one is an InputError.
+
+    For tables that are taken or refused whole (splits, dividends): the error names ``name``,
+    how many rows are bad and the first of them.
+    """
+    cleaned = frame.with_columns(clean_symbol())
+    bad = cleaned.with_row_index("_row").filter(~is_valid_symbol(pl.col("symbol")))
+    if bad.height:
+        first = frame["symbol"][int(bad["_row"][0])]
+        shown = str(first) if first is None or len(str(first)) <= 40 else str(first)[:40] + "…"
+        msg = (
+            f"{name}: {bad.height:,} row(s) with an invalid symbol (first: data row "
+            f"{int(bad['_row'][0]) + 1}, {shown!r}): a symbol has {symbols.RULE}"
+        )
+        raise InputError(msg)
+    return cleaned
 
 
 class LayoutError(ValueError):
@@ -142,11 +181,13 @@ def _session_date(frame: pl.DataFrame, layout: Layout) -> tuple[pl.Expr, list[Ch
     ]
 
 
-def parse_chunk(raw: pl.DataFrame, layout: Layout) -> Parsed:
+def parse_chunk(raw: pl.DataFrame, layout: Layout, *, verbatim_symbols: bool = False) -> Parsed:
     """Parse one chunk of input columns (lower-case names, plus ``_line``) into bars.
 
     Each bad row is rejected with the first reason found; a (symbol, date) that repeats within
-    the chunk keeps its last row and rejects the earlier ones.
+    the chunk keeps its last row and rejects the earlier ones. Symbols are normalized and held
+    to the symbol rule, unless ``verbatim_symbols``: a marketdata dataset brings back what its
+    database stored, as it was (only an empty, over-long or space-holding symbol is refused).
     """
     frame = raw.rename({c: c.strip().lower() for c in raw.columns if c != LINE})
     if layout == "polygon-flat":
@@ -155,7 +196,11 @@ def parse_chunk(raw: pl.DataFrame, layout: Layout) -> Parsed:
         if optional not in frame.columns:
             frame = frame.with_columns(pl.lit(None, pl.String).alias(optional))
 
+    # Symbols are trimmed and upper-cased (``aapl`` is AAPL) and must follow the one symbol
+    # rule of marketdata.symbols; the first matching reason below is the one reported.
     symbol = pl.col("symbol").cast(pl.String).str.strip_chars()
+    if not verbatim_symbols:
+        symbol = symbol.str.to_uppercase()
     checks: list[Check] = [
         (symbol.is_null() | (symbol == ""), pl.lit("symbol is empty")),
         (
@@ -171,6 +216,15 @@ def parse_chunk(raw: pl.DataFrame, layout: Layout) -> Parsed:
             pl.format("symbol '{}' contains spaces, commas or quotes", _shown("symbol")),
         ),
     ]
+    if not verbatim_symbols:
+        checks.append(
+            (
+                ~is_valid_symbol(symbol),
+                pl.format(
+                    "invalid symbol '{}': a symbol has {}", _shown("symbol"), pl.lit(symbols.RULE)
+                ),
+            )
+        )
     values: dict[str, pl.Expr] = {"symbol": symbol}
     values["date"], date_checks = _session_date(frame, layout)
     checks += date_checks
@@ -194,9 +248,14 @@ def parse_chunk(raw: pl.DataFrame, layout: Layout) -> Parsed:
     )
     sym = pl.col("symbol")
     required = [c for c in _PRICE_COLUMNS if c not in OPTIONAL_VALUES]
+    symbol_bad = (
+        (sym.is_null() | (sym == "") | (sym.str.len_chars() > MAX_SYMBOL_LENGTH))
+        | sym.str.contains(r"[\s,\"']")
+        if verbatim_symbols
+        else ~is_valid_symbol(sym)
+    )
     bad = pl.any_horizontal(
-        sym.is_null() | (sym == "") | (sym.str.len_chars() > MAX_SYMBOL_LENGTH),
-        sym.str.contains(r"[\s,\"']"),
+        symbol_bad,
         pl.col("date").is_null(),
         *(pl.col(c).is_null() | ~pl.col(c).is_finite() for c in required),
         *(pl.col(f"_given_{c}") & pl.col(c).is_null() for c in OPTIONAL_VALUES),

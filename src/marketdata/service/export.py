@@ -2,7 +2,9 @@
 
 Symbols are read one at a time, so memory stays bounded by the largest symbol's history.
 Floats are written in their shortest exact form, so every value survives a round trip bit for
-bit.
+bit. A file's name decides its format unless one is given (:func:`output_format`):
+``.csv``, ``.csv.gz`` (gzip-compressed CSV), ``.parquet`` or ``.pq``; a format that
+contradicts the name is refused, so every export imports back.
 
 A **dataset** (``export --format parquet --out DIR``) is a Hive-partitioned directory that
 pandas, polars, pyarrow, DuckDB and Spark read as one table, and ``marketdata import DIR``
@@ -25,6 +27,7 @@ so an interrupted export is recognised: import refuses it and ``--overwrite`` re
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import shutil
 from collections.abc import Callable, Sequence
@@ -56,6 +59,47 @@ PARTITION_KEY = "symbol"
 PART_COLUMNS = [c for c in BAR_SCHEMA if c != PARTITION_KEY]
 
 
+#: What a file name's ending says: (format, gzip-compressed). Checked in this order.
+_SUFFIXES: tuple[tuple[str, ExportFormat, bool], ...] = (
+    (".csv.gz", "csv", True),
+    (".csv", "csv", False),
+    (".parquet", "parquet", False),
+    (".pq", "parquet", False),
+    (".gz", "csv", True),
+)
+#: How formats are named in messages.
+FORMAT_NAMES: dict[ExportFormat, str] = {"csv": "CSV", "parquet": "Parquet"}
+#: gzip level for ``.csv.gz``: gzip's own default, several times faster than level 9.
+_GZIP_LEVEL = 6
+
+
+def output_format(out: Path, fmt: ExportFormat | None) -> tuple[ExportFormat, bool]:
+    """(format, gzip) for writing ``out``; ``fmt`` is the one asked for, ``None`` if none was.
+
+    With no format asked for, the name decides (``.csv``, ``.csv.gz`` or ``.gz``, ``.parquet``
+    or ``.pq``), and any other name is CSV. A format that contradicts the name is an
+    :class:`InputError`, as is a gzip name for Parquet (Parquet is compressed inside).
+    """
+    name = out.name.lower()
+    implied = next(((f, z) for suffix, f, z in _SUFFIXES if name.endswith(suffix)), None)
+    if implied and implied[1] and name[: -len(".gz")].endswith((".parquet", ".pq")):
+        msg = (
+            f"--out {out.name}: Parquet is not gzip-compressed (it is compressed inside): "
+            f"name the file {out.name[: -len('.gz')]}"
+        )
+        raise InputError(msg)
+    if implied is None:
+        return fmt or "csv", False
+    if fmt is not None and fmt != implied[0]:
+        wanted = ".parquet or .pq" if fmt == "parquet" else ".csv or .csv.gz"
+        msg = (
+            f"--format {fmt} contradicts --out {out.name} (a {FORMAT_NAMES[implied[0]]} name): "
+            f"drop --format, or name the file with {wanted}"
+        )
+        raise InputError(msg)
+    return implied
+
+
 def _arrow_schema(columns: dict[str, pl.DataType]) -> Any:
     return pl.DataFrame(schema=columns).to_arrow().schema
 
@@ -77,11 +121,13 @@ async def export_symbols(
     start: dt.date | None = None,
     end: dt.date | None = None,
     progress: Callable[[str, int], None] | None = None,
+    compress: bool = False,
 ) -> int:
     """Write the bars of ``symbols`` to ``out`` (a path, or a binary stream for CSV).
 
-    Returns the number of rows written. A symbol with no stored bars raises :class:`NotFound`
-    before anything is written.
+    ``compress`` gzips a CSV file (``.csv.gz``; see :func:`output_format`). Returns the number
+    of rows written. A symbol with no stored bars raises :class:`NotFound` before anything is
+    written.
     """
     await _check_stored(store, symbols)
     if fmt == "parquet" and not isinstance(out, Path):
@@ -93,11 +139,14 @@ async def export_symbols(
     schema = _arrow_schema(BAR_SCHEMA)
     total = 0
     writer: pq.ParquetWriter | None = None
-    handle: IO[bytes] | None = None
+    handle: IO[bytes] | gzip.GzipFile | None = None
     try:
         if fmt == "parquet":
             assert isinstance(out, Path)  # checked above
             writer = pq.ParquetWriter(out, schema, compression="zstd")
+        elif isinstance(out, Path) and compress:
+            # mtime 0: the same bars give the same bytes
+            handle = gzip.GzipFile(out, "wb", compresslevel=_GZIP_LEVEL, mtime=0)
         else:
             handle = out.open("wb") if isinstance(out, Path) else out
         for index, symbol in enumerate(symbols):
@@ -127,6 +176,21 @@ async def stored_symbols(store: Store) -> list[str]:
 
 
 # -- datasets ---------------------------------------------------------------------------------
+
+
+DatasetState = Literal["absent", "unfinished", "complete"]
+
+
+def dataset_state(out: Path) -> DatasetState:
+    """Whether ``out`` holds no export, an unfinished one (interrupted) or a complete one."""
+    path = out / MANIFEST
+    if not path.is_file():
+        return "absent"
+    try:
+        complete = json.loads(path.read_text(encoding="utf-8")).get("complete") is True
+    except (OSError, ValueError, AttributeError):
+        return "unfinished"
+    return "complete" if complete else "unfinished"
 
 
 def is_dataset_target(out: Path, fmt: ExportFormat) -> bool:
@@ -357,6 +421,7 @@ def read_manifest(directory: Path) -> Manifest | None:
 
 async def import_actions(store: Store, manifest: Manifest, *, at: dt.datetime) -> ActionsReport:
     """Store the splits and dividends of a dataset (before its bars, so they score right)."""
+    # As the exporting database stored them: symbols are not normalized (see ingest.check_files)
     splits = read_actions_file(manifest.splits)[0] if manifest.splits else None
     dividends = read_actions_file(manifest.dividends)[1] if manifest.dividends else None
     return await store_actions(
