@@ -78,8 +78,9 @@ async def assert_adjusted_reads_match(store: Store, upstream: Upstream, symbol: 
     async with httpx.AsyncClient(
         base_url=upstream.url, headers={"Authorization": f"Bearer {KEY}"}
     ) as http:
+        first, last = ours["date"].min(), ours["date"].max()
         response = await http.get(
-            f"/v2/aggs/ticker/{symbol}/range/1/day/{ours['date'].min()}/{ours['date'].max()}",
+            f"/v2/aggs/ticker/{symbol}/range/1/day/{first!s}/{last!s}",
             params={"adjusted": "true", "limit": 50000},
         )
     theirs = response.json()["results"]

@@ -65,13 +65,13 @@ def _unopenable(kind: str, tmp_path: Path) -> tuple[dict[str, str], str, str]:
         reason = f"{tmp_path / 'plain'} is a file, not a directory"
         return {"MARKETDATA_DATA_DIR": str(data_dir)}, str(data_dir), reason
     if kind == "unwritable directory":
-        path = _wal_database(tmp_path)
-        return {"MARKETDATA_DATABASE_URL": f"sqlite:///{path}"}, str(path), "unable to open"
+        blocked = _wal_database(tmp_path)
+        return {"MARKETDATA_DATABASE_URL": f"sqlite:///{blocked}"}, str(blocked), "unable to open"
     if kind == "read-only /proc":
         return {"MARKETDATA_DATABASE_URL": "sqlite:////proc/marketdata.db"}, "/proc", "unable"
     assert kind == "uncreatable directory"
-    data_dir = "/proc/marketdata-test/data"
-    return {"MARKETDATA_DATA_DIR": data_dir}, data_dir, "No such file or directory"
+    missing = "/proc/marketdata-test/data"
+    return {"MARKETDATA_DATA_DIR": missing}, missing, "No such file or directory"
 
 
 KINDS = [

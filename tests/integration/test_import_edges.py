@@ -395,7 +395,7 @@ def test_ctrl_c_during_import_says_what_was_written(
         assert proc.stderr is not None
         seen = b""
         while not re.search(rb"first\.csv[^\n\r]*100%", _ANSI.sub(b"", seen)):
-            data = proc.stderr.read1(65536)
+            data = proc.stderr.read1(65536)  # type: ignore[attr-defined]  # a BufferedReader
             assert data, f"import ended early: {seen.decode(errors='replace')}"
             seen += data
         proc.send_signal(signal.SIGINT)
