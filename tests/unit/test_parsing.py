@@ -102,6 +102,8 @@ def test_good_row_parses_exactly() -> None:
         (6, "lots", "unparsable volume"),
         (7, "x", "unparsable vwap 'x'"),
         (8, "2.5", "transactions must be a whole number"),
+        (8, "1e30", "transactions must be a whole number"),
+        (8, "99999999999999999999", "transactions must be a whole number"),
         (8, "many", "unparsable transactions"),
     ],
 )
@@ -114,6 +116,27 @@ def test_bad_rows_are_rejected_with_a_reason(index: int, value: str, reason: str
     [(line, why)] = parsed.rejected.rows()
     assert line == 3
     assert reason in why
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("12", 12),
+        (" 12 ", 12),
+        ("12.0", 12),
+        ("1e3", 1000),
+        ("9007199254740993", 2**53 + 1),  # past a float's exact integers: read as digits
+        ("9223372036854775807", 2**63 - 1),
+        ("-5", -5),
+    ],
+)
+def test_whole_numbers_are_read_exactly(text: str, value: int) -> None:
+    """A transaction count is read as an integer, never rounded through a float."""
+    row = list(GOOD)
+    row[8] = text
+    parsed = parse_chunk(raw(row), "standard")
+    assert parsed.rejected.is_empty()
+    assert parsed.bars["transactions"].to_list() == [value]
 
 
 def test_long_values_are_shortened_in_reasons() -> None:

@@ -126,14 +126,19 @@ def _number(col: str, dtype: pl.DataType, *, required: bool) -> tuple[pl.Expr, l
         (given & as_float.is_null(), pl.format("unparsable {} '{}'", pl.lit(col), _shown(col)))
     )
     if dtype == pl.Int64():
-        whole = as_float.is_finite() & (as_float == as_float.floor()) & (as_float.abs() < 2.0**53)
+        # Digits are read as an integer, exactly (a float would round past 2**53); forms like
+        # "1e3" or "12.0" go through the float, when it holds them exactly.
+        as_int = text.cast(pl.Int64, strict=False)
+        exact = as_float.is_finite() & (as_float == as_float.floor()) & (as_float.abs() < 2.0**53)
+        whole = as_int.is_not_null() | exact
         checks.append(
             (
                 as_float.is_not_null() & ~whole,
                 pl.format("{} must be a whole number, got '{}'", pl.lit(col), _shown(col)),
             )
         )
-        return pl.when(whole).then(as_float).cast(pl.Int64), checks
+        value = pl.coalesce(as_int, pl.when(exact).then(as_float).cast(pl.Int64))
+        return value, checks
     checks.append(
         (
             as_float.is_not_null() & ~as_float.is_finite(),
