@@ -115,3 +115,16 @@ def test_watch_option_shows_the_table_and_refuses_json(database_url: str) -> Non
     )
     assert refused.exit_code != 0
     assert "does not combine with --json" in str(refused.exception)
+
+
+async def test_a_named_symbol_without_bars_is_named_in_the_view(store: Store) -> None:
+    """Watching AAPL and NOPE: AAPL's row, and a line saying NOPE has no bars (not the
+    empty-database hint); watching only NOPE says just that."""
+    await store.upsert_bars(make_bars("AAPL", days=5), source="test", at=AT)
+    console = terminal()
+    console.print(await watching.status_view(store, ["AAPL", "NOPE"], interval=5))
+    console.print(await watching.status_view(store, ["NOPE"], interval=5))
+    output = console.file.getvalue()  # type: ignore[attr-defined]  # the StringIO above
+    assert "AAPL" in output
+    assert output.count("no bars stored for NOPE") == 2
+    assert watching.NO_BARS not in output

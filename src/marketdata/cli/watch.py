@@ -53,10 +53,14 @@ async def status_view(
     footer = Text(
         f"refreshed {now:%H:%M:%S} UTC · every {interval:g} s · Ctrl-C to stop", style="dim"
     )
+    found = {s.symbol for s in statuses}
+    missing = [s for s in symbols or () if s not in found]
+    note = Text(f"no bars stored for {', '.join(missing)}", style="yellow") if missing else None
     if not statuses:
-        return Group(Text(NO_BARS), footer)
+        return Group(note or Text(NO_BARS), footer)
     table = render.status_table(statuses, rules)
-    return Group(table, render.status_totals(statuses, rules), footer)
+    parts = [table, render.status_totals(statuses, rules), *([note] if note else []), footer]
+    return Group(*parts)
 
 
 async def watch(
