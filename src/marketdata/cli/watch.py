@@ -59,7 +59,8 @@ async def status_view(
     if not statuses:
         return Group(note or Text(NO_BARS), footer)
     table = render.status_table(statuses, rules)
-    parts = [table, render.status_totals(statuses, rules), *([note] if note else []), footer]
+    parts: list[RenderableType] = [table, render.status_totals(statuses, rules)]
+    parts += [note, footer] if note else [footer]
     return Group(*parts)
 
 
