@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -99,19 +98,6 @@ def test_an_unusable_database_is_one_line(kind: str, tmp_path: Path) -> None:
     assert path in message
     assert reason in message
     assert "MARKETDATA_" in message  # the hint says what to change
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a chmod 555 directory")
-def test_a_read_only_directory_is_one_line(tmp_path: Path) -> None:
-    """A data directory without write permission (as a non-root user meets it)."""
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    data_dir.chmod(0o555)
-    try:
-        message = one_line_error(run_cli("status", env={"MARKETDATA_DATA_DIR": str(data_dir)}))
-    finally:
-        data_dir.chmod(0o755)
-    assert f"{data_dir / 'marketdata.db'}" in message
 
 
 COMMANDS = [
