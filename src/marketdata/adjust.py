@@ -87,6 +87,16 @@ def dividend_factors(
     return _later_products(ex[usable], factor[usable], days)
 
 
+def _untouched(bars: pl.DataFrame, splits: pl.DataFrame, dividends: pl.DataFrame | None) -> bool:
+    """Whether no split or dividend falls after the first bar, so adjusting changes nothing
+    (the common case: a series without actions skips the arithmetic)."""
+    first = bars["date"].min()
+    events = [splits["execution_date"]]
+    if dividends is not None:
+        events.append(dividends["ex_dividend_date"])
+    return all(not (days > first).any() for days in events)
+
+
 def adjust_bars(
     bars: pl.DataFrame,
     *,
@@ -102,6 +112,8 @@ def adjust_bars(
         msg = f"adjusted must be one of {', '.join(ADJUSTMENTS)}, not {adjusted!r}"
         raise ValueError(msg)
     if adjusted == "none" or bars.is_empty():
+        return bars
+    if _untouched(bars, splits, dividends if adjusted == "all" else None):
         return bars
     num, den = split_products(bars["date"], splits)
     scale = np.ones(bars.height)

@@ -150,3 +150,21 @@ def test_empty_frames_pass_through() -> None:
     """An empty series adjusts to an empty series."""
     raw = make_bars("X", days=0)
     assert adjust_bars(raw, splits=splits(("2024-01-02", 1, 2)), adjusted="all").is_empty()
+
+
+def test_actions_on_or_before_the_first_bar_change_nothing() -> None:
+    """Splits and dividends dated on or before the first bar leave the series as stored (the
+    short cut taken for series without later actions), while one a day later still applies."""
+    dates = [dt.date(2024, 3, 1), dt.date(2024, 3, 4), dt.date(2024, 3, 5)]
+    raw = make_bars("X", dates=dates, close=[200.0, 99.0, 98.0])
+    early_splits = splits(("2020-01-02", 1, 4), ("2024-03-01", 1, 2))
+    early_dividends = dividends(("2024-03-01", 1.0))
+    for mode in ("splits", "all"):
+        same = adjust_bars(raw, splits=early_splits, dividends=early_dividends, adjusted=mode)
+        assert same.equals(raw), mode
+    later = adjust_bars(raw, splits=splits(("2024-03-04", 1, 2)), adjusted="splits")
+    assert later["close"].to_list() == [100.0, 99.0, 98.0]
+    paid = adjust_bars(
+        raw, splits=splits(), dividends=dividends(("2024-03-04", 2.0)), adjusted="all"
+    )
+    assert paid["close"].to_list() == pytest.approx([198.0, 99.0, 98.0])
