@@ -29,6 +29,7 @@ from marketdata.service.backup_files import BackupConfig, list_backups, resolve
 from marketdata.service.backup_restore import restore_backup, verify_backup
 from marketdata.service.backup_run import last_backup, take_backup
 from marketdata.service.backup_state import BackupState
+from marketdata.service.runs import acquire, holder_id
 from marketdata.storage import DatabaseUrl, Store, head_revision, open_store, upgrade
 from marketdata.storage.jobs import Checkpoint, SymbolProgress
 from marketdata.storage.migrate import current_revision
@@ -364,6 +365,37 @@ async def test_restore_into_data_needs_force(
     restored = await restore_backup(outcome.path, target, config(tmp_path), force=True)
     assert restored.comparison.matches
     assert dict(take_snapshot(target).tables) == dict(outcome.manifest.tables)
+
+
+async def test_restore_over_a_running_backfill_is_refused(
+    store: Store, database_url: str, new_database: Factory, tmp_path: Path
+) -> None:
+    """--force into a database where a backfill holds the lock is refused, naming the run,
+    and changes nothing; once it is over the restore goes ahead and leaves the lock free."""
+    await fill(store)
+    outcome = await take_backup(DatabaseUrl.parse(database_url), config(tmp_path), at=AT)
+    target_url = new_database()
+    target = DatabaseUrl.parse(target_url)
+    busy = await open_store(target_url)
+    try:
+        await busy.upsert_bars(make_bars("OTHER", days=3), source="other", at=AT)
+        run = await busy.create_run(trigger="scheduled", provider="test", at=AT, symbols=[])
+        lock = await acquire(busy, holder=holder_id())
+        before = take_snapshot(target).tables
+        with pytest.raises(Conflict, match=rf"backfill is running in .*run {run} \(scheduled"):
+            await restore_backup(outcome.path, target, config(tmp_path), force=True)
+        assert take_snapshot(target).tables == before
+        await lock.release()
+    finally:
+        await busy.aclose()
+    restored = await restore_backup(outcome.path, target, config(tmp_path), force=True)
+    assert restored.comparison.matches
+    after = await open_store(target_url)
+    try:
+        again = await acquire(after, holder=holder_id())
+        await again.release()
+    finally:
+        await after.aclose()
 
 
 async def test_backend_mismatch_points_to_export_and_import(

@@ -359,9 +359,9 @@ def restore(
 ) -> None:
     """Restore a backup into an empty database and check every table against the manifest.
 
-    Stop the service first. A backup from an older schema is upgraded after the check; one
-    from a newer marketdata is refused. To move data between SQLite and PostgreSQL use
-    `marketdata export` and `marketdata import` instead.
+    Stop the service first (a running backfill refuses the restore). A backup from an older
+    schema is upgraded after the check; one from a newer marketdata is refused. To move data
+    between SQLite and PostgreSQL use `marketdata export` and `marketdata import` instead.
 
     Example: marketdata restore data/backups/marketdata-20261125T030000Z.sqlite
     """

@@ -13,7 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from marketdata.errors import (
     DatabaseUnreachable,
     InputError,
     MarketDataError,
+    SchemaOutOfDate,
     StorageError,
 )
 from marketdata.service.backup import Comparison, Manifest, compare
@@ -226,6 +227,45 @@ def _check_target(manifest: Manifest, backup: Path, target: DatabaseUrl, *, forc
         raise Conflict(msg)
 
 
+@contextlib.asynccontextmanager
+async def _no_backfill(target: DatabaseUrl) -> AsyncIterator[None]:
+    """Hold the backfill lock of ``target`` while the body runs: a backfill running there
+    (the service's schedule, a ``marketdata backfill``) refuses the restore with
+    :class:`Conflict`, and none can start until it is done.
+
+    A target without a current marketdata schema (a new file, an empty database, an older
+    revision) has no backfill of this version running; it is restored without the lock.
+    """
+    from marketdata.service.runs import LOCK, holder_id, running_run
+    from marketdata.storage import open_store
+
+    if target.backend == "sqlite" and not target.sqlite_path.exists():
+        yield
+        return
+    try:
+        store = await open_store(target.url, create_schema=False)
+    except SchemaOutOfDate:
+        yield
+        return
+    try:
+        # An hour between renewal deadlines: a SQLite restore replaces the lease row with the
+        # backup's table, and no renewal should report that as a take-over meanwhile.
+        lock = await store.acquire_lock(LOCK, holder=holder_id(), ttl=3600.0)
+        if lock is None:
+            msg = (
+                f"a backfill is running in {target.display}: {await running_run(store)}; "
+                "let it finish and stop the service (`marketdata serve`) before restoring"
+            )
+            raise Conflict(msg)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(StorageError):  # the restored database lost our row
+                await lock.release()
+    finally:
+        await store.aclose()
+
+
 async def restore_backup(
     path: Path,
     target: DatabaseUrl,
@@ -254,9 +294,10 @@ async def restore_backup(
         )
         raise InputError(msg)
     await asyncio.to_thread(_check_target, manifest, backup, target, force=force)
-    restored = await run_blocking(
-        _restore_into, backup, manifest, target, config=config, clear=force, progress=progress
-    )
+    async with _no_backfill(target):
+        restored = await run_blocking(
+            _restore_into, backup, manifest, target, config=config, clear=force, progress=progress
+        )
     comparison = compare(manifest, restored)
     if not comparison.matches:
         msg = (

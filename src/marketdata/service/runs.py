@@ -78,13 +78,18 @@ async def acquire(store: Store, *, holder: str) -> StoreLock:
     lock = await store.acquire_lock(LOCK, holder=holder)
     if lock is not None:
         return lock
-    running = [r for r in await store.list_runs(limit=5) if r.status == "running"]
-    detail = "a run that is starting"
-    if running:
-        first = running[0]
-        detail = f"run {first.id} ({first.trigger}, started {first.started_at:%Y-%m-%d %H:%M} UTC)"
+    detail = await running_run(store)
     msg = f"another backfill is running: {detail}; wait for it, or watch it with `marketdata runs`"
     raise Conflict(msg)
+
+
+async def running_run(store: Store) -> str:
+    """The run holding the backfill lock, for messages (``run 12 (scheduled, started …)``)."""
+    running = [r for r in await store.list_runs(limit=5) if r.status == "running"]
+    if not running:
+        return "a run that is starting"
+    first = running[0]
+    return f"run {first.id} ({first.trigger}, started {first.started_at:%Y-%m-%d %H:%M} UTC)"
 
 
 async def recover(store: Store, *, at: dt.datetime) -> tuple[int, ...]:

@@ -70,6 +70,12 @@ class DatabaseUrl:
         return self.parts.password
 
     @property
+    def url(self) -> str:
+        """The URL as :func:`~marketdata.storage.open_store` takes it (password included: never
+        log it, log :attr:`display`)."""
+        return _unsplit(self.parts)
+
+    @property
     def conninfo(self) -> str:
         """A libpq connection URL for psycopg (only for the postgresql backend)."""
         return _unsplit(self.parts)
