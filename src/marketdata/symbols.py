@@ -1,10 +1,13 @@
 """Ticker symbols: the default watchlist and the one rule for what a symbol may look like.
 
 A symbol is what the vendor calls a stock: upper-case letters and digits, with ``.`` or ``-``
-for share classes and suffixes (``BRK.B``, ``BF-B``). Anything else (spaces, slashes, ``$``,
-an empty string, a 30-character string) is refused with a message saying what is allowed,
-before it reaches a URL or the database. Lower-case input is accepted and upper-cased: people
-type ``aapl``.
+for share classes and suffixes (``BRK.B``, ``BF-B``), and Polygon's lower-case ``p`` after a
+letter for a preferred share (``AMpB`` is AM preferred B, a different stock from ``AMPB``).
+Anything else (spaces, slashes, ``$``, an empty string, a 30-character string) is refused with
+a message saying what is allowed, before it reaches a URL or the database.
+
+Symbols are case-sensitive, as the vendor's are. A value already in that form is kept as
+given; any other is upper-cased, because people type ``aapl`` (or ``Spy``) for AAPL.
 """
 
 from __future__ import annotations
@@ -24,16 +27,22 @@ DEFAULT_SYMBOLS: Final = (
 #: Longest symbol accepted (the vendor's longest US tickers are well under this).
 MAX_LENGTH: Final = 12
 
+#: One character of a symbol: an upper-case letter or digit, or a letter followed by
+#: Polygon's preferred-share ``p`` (written without look-behind, so polars can use it too).
+_ENDS = r"(?:[A-Z0-9]|[A-Z]p)"
 #: What a normalized symbol looks like (the whole rule is :func:`normalize_symbol`).
-PATTERN: Final = re.compile(r"[A-Z0-9](?:[A-Z0-9.\-]*[A-Z0-9])?")
+PATTERN: Final = re.compile(rf"{_ENDS}(?:(?:[A-Z0-9.\-]|[A-Z]p)*{_ENDS})?")
 RULE: Final = (
     f"1 to {MAX_LENGTH} characters: letters, digits, '.' or '-' (not first or last), e.g. BRK.B"
 )
 
 
 def normalize_symbol(value: str) -> str:
-    """``value`` trimmed and upper-cased, or :class:`InputError` if it is not a valid symbol."""
-    symbol = value.strip().upper()
+    """``value`` trimmed, and upper-cased unless it already is a symbol as the vendor writes
+    it (``AMpB``); :class:`InputError` if it is not a valid symbol."""
+    symbol = value.strip()
+    if not PATTERN.fullmatch(symbol):
+        symbol = symbol.upper()
     if len(symbol) > MAX_LENGTH or not PATTERN.fullmatch(symbol):
         shown = value if len(value) <= 40 else value[:40] + "…"
         msg = f"invalid symbol {shown!r}: a symbol has {RULE}"

@@ -175,3 +175,30 @@ def test_malformed_and_unknown_symbols(api: TestClient) -> None:
     assert api.get("/api/v1/historical/AA$").status_code == 422
     assert api.get("/api/v1/historical/ZZZZ").status_code == 404
     assert api.get("/api/v1/historical/aapl?start=2024-01-02&end=2024-01-05").json()["count"] == 4
+
+
+async def test_polygon_preferred_symbols_are_case_sensitive(database_url: str) -> None:
+    """AMpB (Polygon's AM preferred B) and AMPB are two stocks: each path serves its own bars,
+    on /api/v1 and on the Polygon-compatible route; all-lower-case `ampb` means AMPB."""
+    store = await open_store(database_url)
+    try:
+        preferred = BARS.head(3).with_columns(pl.lit("AMpB").alias("symbol"))
+        common = BARS.head(3).with_columns(pl.lit("AMPB").alias("symbol"), pl.col("close") + 1)
+        await write_bars(store, preferred, source="first", at=T1)
+        await write_bars(store, common, source="first", at=T1)
+    finally:
+        await store.aclose()
+    settings = Settings(database_url=database_url, simulate=False, scheduler=False)
+    with TestClient(create_app(settings)) as client:
+        for path, symbol, frame in (
+            ("AMpB", "AMpB", preferred),
+            ("AMPB", "AMPB", common),
+            ("ampb", "AMPB", common),
+        ):
+            body = client.get(f"/api/v1/historical/{path}?adjusted=none").json()
+            assert body["symbol"] == symbol
+            assert [b["close"] for b in body["bars"]] == frame["close"].to_list()
+        day = BARS["date"][0].isoformat()
+        polygon = client.get(f"/v2/aggs/ticker/AMpB/range/1/day/{day}/{day}").json()
+        assert polygon["ticker"] == "AMpB"
+        assert [r["c"] for r in polygon["results"]] == preferred["close"].head(1).to_list()

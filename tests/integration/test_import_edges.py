@@ -76,6 +76,31 @@ def test_import_upper_cases_symbols_and_rejects_invalid_ones(
     assert stored(database_url) == {"AAPL": 2, "MSFT": 1}
 
 
+def test_polygon_preferred_shares_stay_apart_from_their_upper_case_twins(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A Polygon flat file's AMpB (AM preferred B) and AMPB are two stocks: both stored, on
+    the same day, under their own names, and the API serves each its own bars."""
+    source = tmp_path / "flat.csv"
+    day = int(dt.datetime(2024, 1, 2, 5, tzinfo=dt.UTC).timestamp() * 1e9)
+    source.write_text(
+        "ticker,volume,open,close,high,low,window_start,transactions\n"
+        f"AMpB,100,25.1,25.2,25.3,25.0,{day},10\n"
+        f"AMPB,900,7.1,7.2,7.3,7.0,{day},90\n"
+    )
+    code, out, err = invoke(database_url, "import", str(source))
+    assert code == 0, err
+    assert summary(out)["inserted"] == "2"
+    assert stored(database_url) == {"AMPB": 1, "AMpB": 1}
+    for symbol, close in (("AMpB", "25.2"), ("AMPB", "7.2")):
+        code, out, err = invoke(database_url, "export", symbol)
+        assert code == 0, err
+        lines = out.strip().splitlines()
+        assert len(lines) == 2, out  # the header and its one bar
+        assert lines[1].startswith(f"{symbol},2024-01-02,")
+        assert f",{close}," in lines[1]
+
+
 def test_hive_directory_symbol_is_normalized(database_url: str, tmp_path: Path) -> None:
     """A part file under `symbol=brk.b/` is BRK.B, like a symbol column would be."""
     part = tmp_path / "ds" / "symbol=brk.b" / "part-0.csv"

@@ -4,11 +4,14 @@ the export format a file name implies, and the messages an interrupted or strict
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from marketdata.cli.render_transfer import (
     files_table,
@@ -48,6 +51,14 @@ CANDIDATES = [
     "ÄÖ",
     "A B",
     "",
+    "AMpB",  # Polygon: AM preferred B, not AMPB
+    " ABRpD ",
+    "ampb",
+    "Spy",
+    "AMp",
+    "pA",
+    "A.pB",
+    "A-p",
 ]
 
 
@@ -69,7 +80,8 @@ def accepted(value: str) -> str | None:
 
 def test_parsed_symbols_follow_the_one_symbol_rule() -> None:
     """Every candidate is accepted by the parser exactly when normalize_symbol accepts it,
-    and stored as normalize_symbol writes it (upper-cased, trimmed)."""
+    and stored as normalize_symbol writes it (trimmed; upper-cased unless in the vendor's
+    case-sensitive form, like AMpB)."""
     dates = [f"2024-01-{day:02d}" for day in range(1, len(CANDIDATES) + 1)]
     parsed = parse_chunk(chunk(CANDIDATES, dates), "standard")
     kept = dict(zip(parsed.bars["date"].cast(pl.String), parsed.bars["symbol"], strict=True))
@@ -261,3 +273,15 @@ def test_replaced_lines_name_each_symbol_and_count() -> None:
         "AAPL: 1,255 simulated bar(s) replaced by real data",
         "MSFT: 12 simulated bar(s) replaced by real data",
     ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="AaBpPz09.-$ ", max_size=8), min_size=1, max_size=20))
+def test_any_symbol_is_parsed_as_normalize_symbol_writes_it(values: list[str]) -> None:
+    """Whatever the case and punctuation, the vectorized parser and normalize_symbol agree:
+    the same values refused, the same ones kept as they are, the same ones upper-cased."""
+    dates = [(dt.date(2024, 1, 1) + dt.timedelta(days=i)).isoformat() for i in range(len(values))]
+    parsed = parse_chunk(chunk(values, dates), "standard")
+    kept = dict(zip(parsed.bars["date"].cast(pl.String), parsed.bars["symbol"], strict=True))
+    for value, date in zip(values, dates, strict=True):
+        assert kept.get(date) == accepted(value), value

@@ -18,10 +18,23 @@ from marketdata.symbols import (
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("AAPL", "AAPL"), ("aapl", "AAPL"), (" brk.b ", "BRK.B"), ("BF-B", "BF-B"), ("X", "X")],
+    [
+        ("AAPL", "AAPL"),
+        ("aapl", "AAPL"),
+        ("Spy", "SPY"),
+        (" brk.b ", "BRK.B"),
+        ("BF-B", "BF-B"),
+        ("X", "X"),
+        ("AMpB", "AMpB"),  # Polygon's AM preferred B: a different stock from AMPB
+        ("ABRpD", "ABRpD"),
+        ("BACp", "BACp"),
+        ("ampb", "AMPB"),  # all lower-case: typed, so upper-cased
+        ("pA", "PA"),
+    ],
 )
 def test_valid_symbols_are_normalized(given: str, expected: str) -> None:
-    """Letters, digits, '.' and '-' pass; case and surrounding blanks do not matter."""
+    """Letters, digits, '.' and '-' pass; surrounding blanks do not matter; a value already in
+    the vendor's case-sensitive form (Polygon's preferred ``p``) is kept, any other upper-cased."""
     assert normalize_symbol(given) == expected
 
 

@@ -282,6 +282,7 @@ def test_symbols_and_periods() -> None:
     """BRK.B is asked for as BRK-B; a range's period runs from New York midnight to the next."""
     assert parse.yahoo_symbol("BRK.B") == "BRK-B"
     assert parse.yahoo_symbol("AAPL") == "AAPL"
+    assert parse.yahoo_symbol("BACpL") == "BAC-PL"  # Polygon's preferred L of BAC
     assert period_bounds(dt.date(2024, 3, 8), dt.date(2024, 3, 8)) == (
         MAR_08 - 9 * 3600 - 30 * 60,
         MAR_08 - 9 * 3600 - 30 * 60 + 86400,

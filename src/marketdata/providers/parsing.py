@@ -40,8 +40,15 @@ _SYMBOL_REGEX: Final = f"^(?:{symbols.PATTERN.pattern})$"  # the one rule, not a
 
 
 def clean_symbol(column: str = "symbol") -> pl.Expr:
-    """``column`` trimmed and upper-cased, as :func:`~marketdata.symbols.normalize_symbol` does."""
-    return pl.col(column).cast(pl.String).str.strip_chars().str.to_uppercase()
+    """``column`` normalized as :func:`~marketdata.symbols.normalize_symbol` does: trimmed, and
+    upper-cased unless already in the vendor's form (``AMpB`` stays, ``aapl`` is AAPL)."""
+    return normalize_case(pl.col(column).cast(pl.String).str.strip_chars())
+
+
+def normalize_case(trimmed: pl.Expr) -> pl.Expr:
+    """Each trimmed value as it is when it already is a symbol, else upper-cased."""
+    kept = trimmed.str.contains(_SYMBOL_REGEX).fill_null(False)
+    return pl.when(kept).then(trimmed).otherwise(trimmed.str.to_uppercase())
 
 
 def is_valid_symbol(cleaned: pl.Expr) -> pl.Expr:
@@ -201,11 +208,12 @@ def parse_chunk(raw: pl.DataFrame, layout: Layout, *, verbatim_symbols: bool = F
         if optional not in frame.columns:
             frame = frame.with_columns(pl.lit(None, pl.String).alias(optional))
 
-    # Symbols are trimmed and upper-cased (``aapl`` is AAPL) and must follow the one symbol
-    # rule of marketdata.symbols; the first matching reason below is the one reported.
+    # Symbols are trimmed and upper-cased unless already in the vendor's form (``aapl`` is
+    # AAPL, ``AMpB`` stays) and must follow the one symbol rule of marketdata.symbols; the
+    # first matching reason below is the one reported.
     symbol = pl.col("symbol").cast(pl.String).str.strip_chars()
     if not verbatim_symbols:
-        symbol = symbol.str.to_uppercase()
+        symbol = normalize_case(symbol)
     checks: list[Check] = [
         (symbol.is_null() | (symbol == ""), pl.lit("symbol is empty")),
         (

@@ -21,6 +21,7 @@ Facts this module encodes about ``GET /v8/finance/chart/{symbol}?interval=1d``:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -58,8 +59,9 @@ class Chart:
 
 
 def yahoo_symbol(symbol: str) -> str:
-    """Our symbol as Yahoo spells it (``BRK.B`` → ``BRK-B``)."""
-    return symbol.replace(".", "-")
+    """Our symbol as Yahoo spells it: ``BRK.B`` → ``BRK-B``, and Polygon's preferred share
+    ``BACpL`` → ``BAC-PL``."""
+    return re.sub(r"(?<=[A-Z])p", "-P", symbol).replace(".", "-")
 
 
 def _vendor_error(data: object) -> tuple[str | None, str | None]:
