@@ -58,19 +58,44 @@ def test_symbol_errors_are_one_clear_line(database_url: str) -> None:
 
 
 def test_dry_run_prints_calls_and_time(database_url: str) -> None:
-    """An empty database, 15 symbols: one range call each plus actions, timed at 5/min."""
+    """An empty database, 15 symbols from the simulator: one range call each plus one actions
+    request (splits and dividends), and no rate limit to wait for."""
     code, out, _ = invoke(database_url, "backfill", "--dry-run", "--provider", "synthetic")
     assert code == 0
     assert "17 call(s)" in out
     assert "15 per-ticker range" in out
-    assert "At 5 call(s)/minute this takes about 3 min 12 s" in out
+    assert "2 corporate actions" in out
+    assert "No rate limit: as fast as the provider answers." in out
     code, out, _ = invoke(
         database_url, "backfill", "--dry-run", "--provider", "synthetic", "--json"
     )
     plan = json.loads(out)
     assert plan["calls"] == 17
     assert plan["range_calls"] == 15
-    assert plan["seconds"] == pytest.approx(16 * 12)
+    assert plan["action_calls"] == 2
+    assert plan["seconds"] == 0
+
+
+def test_polygon_dry_run_is_timed_at_its_rate_and_counts_only_actions_needed(
+    database_url: str, live_upstream: FakePolygon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Polygon at 5 calls/minute: after AAPL and MSFT are backfilled, adding NVDA is one range
+    call and one actions request for NVDA alone (splits, dividends): 3 calls, 2 gaps of 12 s."""
+    code, out, err = invoke(database_url, "backfill", "AAPL", "MSFT", "--years", "1")
+    assert code == 0, err
+    monkeypatch.setenv("POLYGON_CALLS_PER_MINUTE", "5")
+    code, out, err = invoke(
+        database_url, "backfill", "AAPL", "MSFT", "NVDA", "--years", "1", "--dry-run"
+    )
+    assert code == 0, err
+    assert "1 per-ticker range" in out
+    assert "2 corporate actions" in out
+    assert "3 call(s)" in out
+    assert "At 5 call(s)/minute this takes about 24 s" in out
+    code, out, _ = invoke(database_url, "backfill", "--dry-run", "--json")
+    plan = json.loads(out)
+    assert plan["calls"] == plan["range_calls"] + plan["grouped_calls"] + 2
+    assert plan["seconds"] == pytest.approx((plan["calls"] - 1) * 12)
 
 
 def test_backfill_runs_and_reports(database_url: str, live_upstream: FakePolygon) -> None:

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from marketdata.service.runs import Outcome
     from marketdata.storage.jobs import RunRecord
 
-#: Calls a run with work also spends on corporate actions (splits, dividends).
-ACTION_CALLS = 2
+#: Calls (at least) of one corporate-actions request: its splits and its dividends.
+CALLS_PER_ACTIONS_REQUEST = 2
 #: Symbols listed one per line in a dry run before the rest are summarised.
 _SHOWN = 50
 
@@ -35,10 +35,15 @@ def _when(value: dt.datetime | None) -> str:
     return f"{value.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC" if value else "—"
 
 
+def action_calls(prepared: Prepared) -> int:
+    """Calls the run will spend on corporate actions (their first pages)."""
+    return prepared.action_requests * CALLS_PER_ACTIONS_REQUEST
+
+
 def plan_calls(prepared: Prepared) -> int:
-    """Calls the run will make: the plan's, plus corporate actions when there is work."""
+    """Calls the run will make: the plan's, plus corporate actions."""
     calls: int = prepared.plan.calls
-    return calls + (ACTION_CALLS if calls else 0)
+    return calls + action_calls(prepared)
 
 
 def plan_lines(prepared: Prepared, *, calls_per_minute: float) -> list[Any]:
@@ -88,7 +93,7 @@ def plan_lines(prepared: Prepared, *, calls_per_minute: float) -> list[Any]:
     calls = plan_calls(prepared)
     lines.append(
         f"[bold]{calls:,} call(s)[/bold]: {len(plan.ranges):,} per-ticker range, "
-        f"{len(plan.grouped):,} grouped daily, {ACTION_CALLS} corporate actions; "
+        f"{len(plan.grouped):,} grouped daily, {action_calls(prepared)} corporate actions; "
         f"{plan.missing:,} missing bar(s) + {plan.refresh:,} refreshed, "
         f"over {plan.sessions:,} session(s)."
     )
@@ -102,7 +107,7 @@ def plan_lines(prepared: Prepared, *, calls_per_minute: float) -> list[Any]:
             f"At {calls_per_minute:g} call(s)/minute this takes about {duration(seconds)}."
         )
     else:
-        lines.append("No rate limit set: as fast as the vendor answers.")
+        lines.append("No rate limit: as fast as the provider answers.")
     return lines
 
 

@@ -61,6 +61,9 @@ class Prepared:
     window_days: int | None = None  # the plan window's depth, when known and binding
     clipped: tuple[str, ...]  # symbols whose history the plan window cuts
     explicit_start: bool
+    #: Corporate-actions requests (splits and dividends: two calls and their pages each); set
+    #: by :meth:`~marketdata.service.runs.Backfiller.plan`, which knows what was checked.
+    action_requests: int = 0
 
     @property
     def symbols(self) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from marketdata.errors import (
     AuthenticationFailed,
@@ -144,7 +144,7 @@ class Backfiller:
         """The plan a run would execute now (nothing is fetched or written); refused as the
         run would be, so a dry run never promises what the run will not do."""
         await self._refuse_mixing()
-        return await prepare(
+        prepared = await prepare(
             self.store,
             config=self.config,
             target=target,
@@ -152,6 +152,18 @@ class Backfiller:
             options=self.options,
             now=self.clock(),
         )
+        symbols = prepared.plan.symbols
+        if not any(s.range_calls or s.grouped_sessions for s in symbols):
+            return prepared
+        todo = plan_actions(
+            symbols,
+            await self.store.symbol_statuses([s.symbol for s in symbols]),
+            await read_checked(self.store, self.provider_name),
+            provider=self.provider_name,
+        )
+        # Symbols whose simulated bars real ones replace are asked again after their bars.
+        requests = len(todo.requests) + (1 if todo.later else 0)
+        return replace(prepared, action_requests=requests)
 
     async def run(
         self,
