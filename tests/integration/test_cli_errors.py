@@ -100,6 +100,24 @@ def test_an_unusable_database_is_one_line(kind: str, tmp_path: Path) -> None:
     assert "MARKETDATA_" in message  # the hint says what to change
 
 
+@pytest.mark.parametrize(
+    "command", [["import", "FILE"], ["verify", "AAPL", "--against", "FILE"]], ids=" ".join
+)
+def test_commands_with_progress_bars_fail_to_open_in_one_line(
+    command: list[str], tmp_path: Path
+) -> None:
+    """import and verify open the database before drawing progress: the error is the only
+    thing on stderr (no bar at 0 %, no blank line before it)."""
+    env, path, reason = _unopenable("csv file", tmp_path)
+    source = tmp_path / "in.csv"
+    source.write_text(CANONICAL)
+    done = run_cli(*(str(source) if a == "FILE" else a for a in command), env=env)
+    message = one_line_error(done)
+    assert done.stderr.startswith("error: "), done.stderr
+    assert path in message
+    assert reason in message
+
+
 COMMANDS = [
     ["status"],
     ["status", "--watch", "--count", "1"],

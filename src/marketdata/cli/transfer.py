@@ -155,6 +155,7 @@ def _import(
     at = dt.datetime.now(dt.UTC)
 
     async def go(store: Store) -> None:
+        progress.start()  # once the database is open: failing to open it stays one line
         for manifest in manifests:
             state.loaded.append((manifest, await export.import_actions(store, manifest, at=at)))
         await ingest.import_files(
@@ -168,13 +169,16 @@ def _import(
         )
 
     started = time.perf_counter()
-    with progress:
+    try:
         with_store(settings, go)
         if per_file:
             for f in checked:
                 progress.update(tasks[str(f.path)], completed=f.size)
         else:
             progress.update(overall, completed=sum(f.size for f in checked))
+    finally:
+        if progress.live.is_started:  # stopping prints a line end when not on a terminal
+            progress.stop()
     return time.perf_counter() - started
 
 

@@ -216,6 +216,7 @@ def verify(
 
     async def go() -> VerifyReport:
         store = await open_store(settings.database_url)
+        progress.start()  # once the database is open: failing to open it stays one line
         client = YahooClient(base_url=settings.yahoo_base_url) if use_yahoo else None
         try:
             source = service.YahooSource(client) if client else file_source
@@ -236,8 +237,11 @@ def verify(
                 await client.aclose()
             await store.aclose()
 
-    with progress:
+    try:
         report = asyncio.run(go())
+    finally:
+        if progress.live.is_started:  # stopping prints a line end when not on a terminal
+            progress.stop()
     _emit(report, report_path=report_path, as_json=as_json)
     if report.failed:
         raise typer.Exit(1)
