@@ -14,18 +14,20 @@ compressed bytes with the compression ratio seen so far.
 and a file without a symbol column under a Hive-style ``symbol=BRK.B`` directory takes its
 symbol from there: a partitioned dataset (``marketdata export --format parquet --out DIR``,
 Spark's ``partitionBy("symbol")``, pyarrow's ``write_dataset``) imports like one file.
+
+Finding and recognising the files (format, CSV header, ``symbol=…`` directories) is in
+:mod:`marketdata.providers.files_detect`; :func:`expand_paths`, :func:`partition_symbol`
+and :data:`Format` are re-exported here.
 """
 
 from __future__ import annotations
 
 import gzip
-import io
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal
-from urllib.parse import unquote
+from typing import BinaryIO
 
 import numpy as np
 import polars as pl
@@ -35,19 +37,23 @@ import pyarrow.parquet as pq
 
 from marketdata.bars import empty_bars
 from marketdata.errors import InputError
+from marketdata.providers.files_detect import (
+    PARTITION_KEYS,
+    Format,
+    Header,
+    csv_header,
+    expand_paths,
+    first_line,
+    partition_symbol,
+    sniff,
+)
 from marketdata.providers.parsing import LINE, Layout, LayoutError, detect_layout, parse_chunk
 
-Format = Literal["csv", "csv.gz", "parquet"]
-_GZIP_MAGIC = b"\x1f\x8b"
-_PARQUET_MAGIC = b"PAR1"
+__all__ = ["BarFile", "FileChunk", "Format", "expand_paths", "open_bar_file", "partition_symbol"]
+
 #: pyarrow's CSV block: 1 MiB keeps a 10M-row import under 500 MB peak RSS at full speed
 #: (8 MiB blocks peaked at 730 MB; see bench/ingest.py).
 _BLOCK_SIZE = 1 << 20
-#: What a directory import reads; names starting with ``_`` or ``.`` are skipped (Hive's rule
-#: for metadata, e.g. an export's ``_marketdata.json`` and ``_splits.parquet``).
-_DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
-#: Directory keys that name the symbol of the files below them (``symbol=AAPL``).
-_PARTITION_KEYS = ("symbol", "ticker")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,7 +169,7 @@ class BarFile:
                     final=True,
                 )
             except (pa.ArrowInvalid, OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
-                msg = f"{self.path}: cannot read as {self.format.upper()}: {_first_line(exc)}"
+                msg = f"{self.path}: cannot read as {self.format.upper()}: {first_line(exc)}"
                 raise InputError(msg) from None
 
     def _emit(
@@ -243,7 +249,7 @@ class BarFile:
                 )
                 yield FileChunk(bars=part.bars, rejected=part.rejected, position=row)
         except (pa.ArrowInvalid, OSError) as exc:
-            msg = f"{self.path}: cannot read as Parquet: {_first_line(exc)}"
+            msg = f"{self.path}: cannot read as Parquet: {first_line(exc)}"
             raise InputError(msg) from None
 
 
@@ -294,66 +300,6 @@ def _line_numbers(start: int, count: int, skipped: list[tuple[int, str]]) -> np.
     return lines
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
-def _sniff(path: Path, head: bytes) -> Format:
-    name = path.name.lower()
-    if head.startswith(_PARQUET_MAGIC):
-        return "parquet"
-    if head.startswith(_GZIP_MAGIC):
-        return "csv.gz"
-    if name.endswith((".parquet", ".pq")):
-        msg = f"{path}: named like Parquet but is not a Parquet file"
-        raise InputError(msg)
-    if name.endswith(".gz"):
-        msg = f"{path}: named like gzip but is not gzip-compressed"
-        raise InputError(msg)
-    if b"\x00" in head:
-        msg = f"{path}: not a CSV, CSV.gz or Parquet file (binary content)"
-        raise InputError(msg)
-    return "csv"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Header:
-    columns: list[str]
-    size: int  # bytes of the header line, its line end included
-    newline_bytes: int  # 2 for CR LF line ends, else 1
-    has_rows: bool  # anything but blank lines after the header
-
-
-def _csv_header(path: Path, fmt: Format) -> _Header:
-    opener = gzip.open if fmt == "csv.gz" else open
-    try:
-        with opener(path, "rb") as handle:
-            first = handle.readline(1 << 16)
-            after = handle.read(1 << 16)  # enough to tell whether any row follows
-    except (OSError, EOFError, zlib.error) as exc:
-        msg = f"{path}: cannot read as {fmt.upper()}: {_first_line(exc)}"
-        raise InputError(msg) from None
-    try:
-        text = first.decode("utf-8-sig").strip()
-    except UnicodeDecodeError:
-        msg = f"{path}: not a UTF-8 text CSV file"
-        raise InputError(msg) from None
-    if not text:
-        msg = f"{path}: the file has no header line (empty file?)"
-        raise InputError(msg)
-    line = first if first.endswith(b"\n") else first + b"\n"  # pyarrow needs a line end
-    reader = pcsv.read_csv(
-        io.BytesIO(line), read_options=pcsv.ReadOptions(autogenerate_column_names=False)
-    )
-    return _Header(
-        columns=[str(c) for c in reader.column_names],
-        size=len(first),
-        newline_bytes=2 if first.endswith(b"\r\n") else 1,
-        has_rows=bool(after.strip()) or len(after) == 1 << 16,
-    )
-
-
 def open_bar_file(path: Path) -> BarFile:
     """Check ``path`` and describe how to stream it; problems raise :class:`InputError`."""
     if not path.exists():
@@ -368,24 +314,24 @@ def open_bar_file(path: Path) -> BarFile:
         raise InputError(msg)
     with path.open("rb") as handle:
         head = handle.read(4096)
-    fmt = _sniff(path, head)
+    fmt = sniff(path, head)
     if fmt == "parquet":
         try:
             pfile = pq.ParquetFile(path)
         except (pa.ArrowInvalid, OSError) as exc:
-            msg = f"{path}: not a readable Parquet file: {_first_line(exc)}"
+            msg = f"{path}: not a readable Parquet file: {first_line(exc)}"
             raise InputError(msg) from None
         columns = list(pfile.schema_arrow.names)
         size = pfile.metadata.num_rows
         if size == 0:
             msg = f"{path}: the Parquet file has no rows"
             raise InputError(msg)
-        header = _Header(columns=columns, size=0, newline_bytes=1, has_rows=True)
+        header = Header(columns=columns, size=0, newline_bytes=1, has_rows=True)
     else:
-        header = _csv_header(path, fmt)
+        header = csv_header(path, fmt)
         columns = header.columns
     names = {c.strip().lower() for c in columns}
-    symbol = None if names & set(_PARTITION_KEYS) else partition_symbol(path)
+    symbol = None if names & set(PARTITION_KEYS) else partition_symbol(path)
     try:
         layout = detect_layout(columns if symbol is None else [*columns, "symbol"])
     except LayoutError as exc:
@@ -402,41 +348,3 @@ def open_bar_file(path: Path) -> BarFile:
         header_bytes=header.size,
         newline_bytes=header.newline_bytes,
     )
-
-
-def partition_symbol(path: Path) -> str | None:
-    """The symbol named by the nearest ``symbol=…`` (or ``ticker=…``) directory above ``path``.
-
-    Values are percent-decoded, as Hive-style writers encode them (``symbol=A%2FB`` is A/B).
-    """
-    for part in reversed(path.parent.parts):
-        key, sep, value = part.partition("=")
-        if sep and value and key.strip().lower() in _PARTITION_KEYS:
-            return unquote(value)
-    return None
-
-
-def _is_data_file(relative: Path) -> bool:
-    hidden = any(part.startswith(("_", ".")) for part in relative.parts)
-    return not hidden and relative.name.lower().endswith(_DATA_SUFFIXES)
-
-
-def expand_paths(paths: Sequence[Path]) -> list[Path]:
-    """``paths`` with each directory replaced by its bar files, recursively, in sorted order.
-
-    Only CSV, CSV.gz and Parquet names count (``.csv``, ``.csv.gz``, ``.parquet``, ``.pq``);
-    names starting with ``_`` or ``.`` are skipped. A directory without any is an error.
-    """
-    found: list[Path] = []
-    for path in paths:
-        if not path.is_dir():
-            found.append(path)
-            continue
-        inside = sorted(
-            p for p in path.rglob("*") if p.is_file() and _is_data_file(p.relative_to(path))
-        )
-        if not inside:
-            msg = f"{path}: no CSV, CSV.gz or Parquet files in this directory"
-            raise InputError(msg)
-        found.extend(inside)
-    return found

@@ -22,6 +22,10 @@ two types clash). Names are percent-encoded where a character is unsafe in a pat
 ``symbol=A%2FB``), which every Hive reader decodes. Metadata names start with ``_``, which
 Hive-style readers skip. The manifest is written first marked incomplete and completed last,
 so an interrupted export is recognised: import refuses it and ``--overwrite`` replaces it.
+
+The layout's names, the checks on the directory exported into and reading a dataset back
+(its manifest, its splits and dividends) live in :mod:`marketdata.service.dataset` and are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -29,12 +33,10 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
-from urllib.parse import quote
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -42,21 +44,54 @@ import pyarrow.parquet as pq
 from marketdata import __version__
 from marketdata.bars import BAR_SCHEMA, DIVIDEND_SCHEMA, SPLIT_SCHEMA
 from marketdata.errors import InputError, NotFound
-from marketdata.service.actions import ActionsReport, read_actions_file, store_actions
+from marketdata.service.dataset import (
+    DATASET_FORMAT,
+    DATASET_VERSION,
+    DIVIDENDS_FILE,
+    MANIFEST,
+    PART_COLUMNS,
+    PART_FILE,
+    PARTITION_KEY,
+    SPLITS_FILE,
+    DatasetState,
+    Manifest,
+    check_directory,
+    dataset_state,
+    import_actions,
+    partition_name,
+    prepare_directory,
+    read_manifest,
+)
 from marketdata.storage.base import Store
 
-ExportFormat = Literal["csv", "parquet"]
+__all__ = [
+    "DATASET_FORMAT",
+    "DATASET_VERSION",
+    "DIVIDENDS_FILE",
+    "FORMAT_NAMES",
+    "MANIFEST",
+    "PARTITION_KEY",
+    "PART_COLUMNS",
+    "PART_FILE",
+    "SPLITS_FILE",
+    "DatasetReport",
+    "DatasetState",
+    "ExportFormat",
+    "Manifest",
+    "check_directory",
+    "dataset_state",
+    "export_dataset",
+    "export_symbols",
+    "import_actions",
+    "is_dataset_target",
+    "output_format",
+    "partition_name",
+    "prepare_directory",
+    "read_manifest",
+    "stored_symbols",
+]
 
-#: What a dataset's manifest says it is, and the layout version this code writes and reads.
-DATASET_FORMAT = "marketdata-dataset"
-DATASET_VERSION = 1
-MANIFEST = "_marketdata.json"
-SPLITS_FILE = "_splits.parquet"
-DIVIDENDS_FILE = "_dividends.parquet"
-PART_FILE = "part-0.parquet"
-PARTITION_KEY = "symbol"
-#: Columns of each part file: the import layout without the symbol (it is the directory).
-PART_COLUMNS = [c for c in BAR_SCHEMA if c != PARTITION_KEY]
+ExportFormat = Literal["csv", "parquet"]
 
 
 #: What a file name's ending says: (format, gzip-compressed). Checked in this order.
@@ -178,32 +213,12 @@ async def stored_symbols(store: Store) -> list[str]:
 # -- datasets ---------------------------------------------------------------------------------
 
 
-DatasetState = Literal["absent", "unfinished", "complete"]
-
-
-def dataset_state(out: Path) -> DatasetState:
-    """Whether ``out`` holds no export, an unfinished one (interrupted) or a complete one."""
-    path = out / MANIFEST
-    if not path.is_file():
-        return "absent"
-    try:
-        complete = json.loads(path.read_text(encoding="utf-8")).get("complete") is True
-    except (OSError, ValueError, AttributeError):
-        return "unfinished"
-    return "complete" if complete else "unfinished"
-
-
 def is_dataset_target(out: Path, fmt: ExportFormat) -> bool:
     """Whether ``--out`` asks for a dataset: Parquet into a directory, or a new suffix-less path.
 
     ``bars.parquet`` (or any existing file, or a name with a suffix) stays one file.
     """
     return fmt == "parquet" and (out.is_dir() or (not out.exists() and not out.suffix))
-
-
-def partition_name(symbol: str) -> str:
-    """``symbol=…`` for ``symbol``, percent-encoding all but letters, digits and ``._-~``."""
-    return f"{PARTITION_KEY}={quote(symbol, safe='')}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -215,55 +230,6 @@ class DatasetReport:
     rows: int
     splits: int
     dividends: int
-
-
-def _owned(entry: Path) -> bool:
-    """Whether ``entry`` is something an export writes (and ``--overwrite`` may delete)."""
-    if entry.is_symlink():
-        return False
-    if entry.is_dir():
-        return entry.name.startswith(f"{PARTITION_KEY}=")
-    return entry.name in (MANIFEST, f"{MANIFEST}.tmp", SPLITS_FILE, DIVIDENDS_FILE)
-
-
-def check_directory(out: Path, *, overwrite: bool) -> list[Path]:
-    """What an export into ``out`` would delete, or :class:`InputError` saying what to do.
-
-    A non-empty directory is replaced only when it holds an earlier export and nothing else,
-    and only with ``overwrite``; anything else in it is never deleted.
-    """
-    if not out.exists():
-        return []
-    if not out.is_dir():
-        msg = f"{out} exists and is not a directory"
-        raise InputError(msg)
-    entries = sorted(out.iterdir())
-    if not entries:
-        return []
-    foreign = [e.name for e in entries if not _owned(e)]
-    if not (out / MANIFEST).is_file() or foreign:
-        shown = ", ".join(foreign[:3]) + (", …" if len(foreign) > 3 else "")
-        msg = (
-            f"{out} is not empty and is not an earlier marketdata export"
-            + (f" (it holds {shown})" if foreign else "")
-            + ": export into a new or empty directory"
-        )
-        raise InputError(msg)
-    if not overwrite:
-        msg = f"{out} holds an earlier export: pass --overwrite to replace it"
-        raise InputError(msg)
-    return entries
-
-
-def prepare_directory(out: Path, *, overwrite: bool) -> None:
-    """Make ``out`` an empty directory to export into (see :func:`check_directory`)."""
-    entries = check_directory(out, overwrite=overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-    for entry in entries:
-        if entry.is_dir():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
 
 
 def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
@@ -353,81 +319,4 @@ async def export_dataset(
         rows=rows,
         splits=splits.height,
         dividends=dividends.height,
-    )
-
-
-# -- importing a dataset's extras -------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Manifest:
-    """A complete dataset's manifest: what an import checks and loads besides the bars."""
-
-    directory: Path
-    rows: int
-    symbols: dict[str, int]  # symbol → rows
-    splits: Path | None
-    dividends: Path | None
-
-
-def read_manifest(directory: Path) -> Manifest | None:
-    """The manifest of the dataset in ``directory`` (``None`` if it has none).
-
-    An unfinished export, a newer layout version or a missing part file is an
-    :class:`InputError`, so an import never loads half a dataset unawares.
-    """
-    path = directory / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        msg = f"{path}: not a readable export manifest ({exc})"
-        raise InputError(msg) from None
-    if not isinstance(data, dict) or data.get("format") != DATASET_FORMAT:
-        msg = f"{path}: not a marketdata export manifest"
-        raise InputError(msg)
-    version = data.get("version")
-    if not isinstance(version, int) or version > DATASET_VERSION:
-        msg = (
-            f"{path}: dataset layout version {version!r} is newer than this marketdata reads "
-            f"({DATASET_VERSION}): upgrade marketdata to import it"
-        )
-        raise InputError(msg)
-    if data.get("complete") is not True:
-        msg = f"{directory} is an unfinished export (was it interrupted?): export it again"
-        raise InputError(msg)
-    entries: dict[str, dict[str, Any]] = data.get("symbols") or {}
-    absent = [
-        e["path"] for e in entries.values() if not (directory / e["path"] / PART_FILE).is_file()
-    ]
-    if absent:
-        msg = f"{directory}: the export lists files that are gone: {', '.join(absent[:5])}"
-        raise InputError(msg)
-    actions: dict[str, dict[str, Any]] = data.get("actions") or {}
-
-    def action_file(kind: str) -> Path | None:
-        name = actions.get(kind, {}).get("path")
-        return directory / name if name and (directory / name).is_file() else None
-
-    return Manifest(
-        directory=directory,
-        rows=int(data.get("rows", 0)),
-        symbols={s: int(e["rows"]) for s, e in entries.items()},
-        splits=action_file("splits"),
-        dividends=action_file("dividends"),
-    )
-
-
-async def import_actions(store: Store, manifest: Manifest, *, at: dt.datetime) -> ActionsReport:
-    """Store the splits and dividends of a dataset (before its bars, so they score right)."""
-    # As the exporting database stored them: symbols are not normalized (see ingest.check_files)
-    splits = read_actions_file(manifest.splits)[0] if manifest.splits else None
-    dividends = read_actions_file(manifest.dividends)[1] if manifest.dividends else None
-    return await store_actions(
-        store,
-        splits=splits,
-        dividends=dividends,
-        source=f"file:{manifest.directory.name}",
-        at=at,
     )
