@@ -1,6 +1,6 @@
 """``marketdata import`` and ``export``: files and Parquet datasets in and out, with progress.
 
-The commands in :mod:`marketdata.cli.main` parse their arguments and call :func:`run_import`
+The commands in :mod:`marketdata.cli.transfer_commands` parse their arguments and call :func:`run_import`
 or :func:`run_export`, which show progress on stderr, call the service functions
 (:mod:`marketdata.service.ingest`, :mod:`marketdata.service.export`) and report. Ctrl-C stops
 either with a line saying what was written (exit 130); the ``*_text``/``*_table`` functions

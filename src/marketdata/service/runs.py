@@ -11,7 +11,8 @@ simulated bars it replaced (the purge took their simulated ones), and ends the r
 
 :class:`Backfiller` is what the CLI, the scheduler and the REST API use: :meth:`Backfiller.run`
 waits for the run, :meth:`Backfiller.trigger` starts it in the background and returns its id;
-:func:`run_progress` and :func:`run_history` read runs back.
+:func:`run_progress` and :func:`run_history` read runs back. The lock and the recovery live
+in :mod:`marketdata.service.run_lock`; their names are re-exported here.
 """
 
 from __future__ import annotations
@@ -20,9 +21,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -39,7 +37,7 @@ from marketdata.service.actions import fetch_actions, plan_actions, read_checked
 from marketdata.service.backfill import Options, Prepared, Strategy, Target, prepare
 from marketdata.service.execution import Execution, Progress
 from marketdata.service.plan import SymbolPlan
-from marketdata.service.quality import refresh_gap_counts, revalidate
+from marketdata.service.run_lock import LOCK, acquire, holder_id, recover, running_run
 from marketdata.service.simulated import SYNTHETIC, data_mode
 from marketdata.service.sources import ProviderName, open_provider
 from marketdata.service.watchlist import Watchlist
@@ -47,18 +45,25 @@ from marketdata.settings import Settings
 from marketdata.storage.base import Store
 from marketdata.storage.jobs import Checkpoint, RunRecord, StoreLock
 
-log = logging.getLogger(__name__)
+#: Re-exported: the scheduler, backups and tests take the lock helpers from here.
+__all__ = [
+    "LOCK",
+    "Backfiller",
+    "Outcome",
+    "ProviderFactory",
+    "acquire",
+    "backfiller",
+    "holder_id",
+    "recover",
+    "run_history",
+    "run_progress",
+    "running_run",
+]
 
-#: The lock every backfill holds while it runs.
-LOCK = "backfill"
+log = logging.getLogger(__name__)
 
 #: Opens the provider for a run, given the symbols it will fetch.
 ProviderFactory = Callable[[Sequence[str]], Provider]
-
-
-def holder_id() -> str:
-    """Who holds a lock: host, process and a random part (unique per call)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,52 +76,6 @@ class Outcome:
     prepared: Prepared
     message: str | None
     recovered: tuple[int, ...] = ()  # interrupted runs found and closed at the start
-
-
-async def acquire(store: Store, *, holder: str) -> StoreLock:
-    """The backfill lock, or :class:`Conflict` naming the run that holds it."""
-    lock = await store.acquire_lock(LOCK, holder=holder)
-    if lock is not None:
-        return lock
-    detail = await running_run(store)
-    msg = f"another backfill is running: {detail}; wait for it, or watch it with `marketdata runs`"
-    raise Conflict(msg)
-
-
-async def running_run(store: Store) -> str:
-    """The run holding the backfill lock, for messages (``run 12 (scheduled, started …)``)."""
-    running = [r for r in await store.list_runs(limit=5) if r.status == "running"]
-    if not running:
-        return "a run that is starting"
-    first = running[0]
-    return f"run {first.id} ({first.trigger}, started {first.started_at:%Y-%m-%d %H:%M} UTC)"
-
-
-async def recover(store: Store, *, at: dt.datetime) -> tuple[int, ...]:
-    """Close runs a dead process left ``running`` and re-score the symbols they wrote.
-
-    Bars and checkpoints were written together, so nothing is half-written; but a crash
-    between a write and the re-scoring of the stored bars after it leaves stale scores.
-    """
-    ids = await store.mark_interrupted(
-        at=at, message="interrupted: the process stopped before the run finished"
-    )
-    touched: set[str] = set()
-    for run_id in ids:
-        record = await store.read_run(run_id)
-        if record is not None:
-            touched.update(s.symbol for s in record.symbols if s.checkpoint is not None)
-    if touched:
-        await revalidate(store, sorted(touched), at=at)
-        await refresh_gap_counts(store, sorted(touched))
-    if ids:
-        log.warning(
-            "found %d interrupted backfill run(s): %s",
-            len(ids),
-            ", ".join(map(str, ids)),
-            extra={"event": "backfill_recovered", "runs": list(ids)},
-        )
-    return tuple(ids)
 
 
 class Backfiller:

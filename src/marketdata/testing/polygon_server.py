@@ -5,23 +5,23 @@ It serves the endpoints marketdata's client uses, in the vendor's JSON shapes (`
 simulator's data, and can be told to misbehave the ways the real API does: 429s, plan windows,
 5xx (including HTML gateway pages), slow answers, malformed JSON, small pages, silent
 truncation and bad bars. Every request is recorded so tests can assert on what was sent.
+
+This module holds the server, its routes and its request-level checks; the response shapes
+are built in :mod:`marketdata.testing.polygon_wire`, the switchable faults and the data-level
+ones live in :mod:`marketdata.testing.polygon_faults`, and requests are recorded by
+:mod:`marketdata.testing.polygon_recording` (their public names are re-exported here).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
-import json
-import math
 import random
-import secrets
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 import polars as pl
 from starlette.applications import Starlette
@@ -31,64 +31,45 @@ from starlette.routing import Route
 
 from marketdata.bars import BAR_SCHEMA
 from marketdata.providers.simulator import DEFAULT_SYMBOLS, MarketSimulator
+from marketdata.testing.polygon_faults import (
+    BAD_BAR_KINDS,
+    MALFORMED_KINDS,
+    Faults,
+    plant_bad_bars,
+    success_response,
+)
+from marketdata.testing.polygon_recording import RecordedRequest, RequestRecorder
+from marketdata.testing.polygon_wire import (
+    GATEWAY_HTML,
+    NEW_YORK,
+    NOT_ENTITLED,
+    RATE_LIMITED,
+    TIMEFRAME,
+    bar_results,
+    decode_cursor,
+    encode_cursor,
+    error,
+    json_response,
+    ms,
+    parse_day,
+    reference_row,
+    request_id,
+)
 from marketdata.testing.yahoo_server import YahooChart, YahooPlants
 
-NEW_YORK: Final = ZoneInfo("America/New_York")
+#: Re-exported: tests and ``marketdata fake-polygon`` import the server's vocabulary from here.
+__all__ = [
+    "BAD_BAR_KINDS",
+    "MALFORMED_KINDS",
+    "NEW_YORK",
+    "ORIGIN",
+    "FakePolygon",
+    "FakePolygonConfig",
+    "Faults",
+    "RecordedRequest",
+]
+
 ORIGIN: Final = dt.date(2000, 1, 1)
-BAD_BAR_KINDS: Final = frozenset(
-    {
-        "high_below_low",
-        "negative_price",
-        "nan_price",
-        "zero_volume",
-        "duplicate_session",
-        "missing_session",
-    }
-)
-MALFORMED_KINDS: Final = frozenset(
-    {"invalid_json", "truncated_json", "wrong_types", "missing_field", "bad_status"}
-)
-_NOT_ENTITLED = (
-    "You are not entitled to this data. Please upgrade your plan at https://polygon.io/pricing"
-)
-_TIMEFRAME = (
-    "Your plan doesn't include this data timeframe. Please upgrade your plan at "
-    "https://polygon.io/pricing"
-)
-_RATE_LIMITED = (
-    "You've exceeded the maximum requests per minute, please wait or upgrade your "
-    "subscription to continue. https://polygon.io/pricing"
-)
-_GATEWAY_HTML = (
-    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
-    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
-    b"</body>\r\n</html>\r\n"
-)
-
-
-@dataclass
-class Faults:
-    """Switchable misbehaviour; change the fields while the server runs."""
-
-    rate_limit: int | None = None  # calls allowed per ``rate_window`` seconds, then 429
-    rate_window: float = 60.0
-    retry_after: float | None = None  # seconds sent in Retry-After on 429 (None: no header)
-    throttle_next: int = 0  # the next N data requests answer 429
-    plan_start: dt.date | None = None  # 403 "timeframe" for dates before this
-    not_entitled: bool = False  # 403 "not entitled" for every data request
-    error_rate: float = 0.0  # share of requests answered with a 5xx
-    fail_next: int = 0  # the next N data requests answer 502 (an HTML gateway page)
-    slow_seconds: float = 0.0  # delay before every answer
-    malformed: str | None = None  # one of MALFORMED_KINDS for successful answers …
-    malformed_count: int | None = None  # … every one (None) or only the next N
-    page_size: int | None = None  # results per page (forces pagination)
-    silent_truncation: bool = False  # cut at ``limit`` with no next_url, as the vendor can
-    bad_bars: dict[str, list[tuple[dt.date, str]]] = field(default_factory=dict)
-    v1_reference: bool = True  # False: /stocks/v1/* answer 404 (older deployments)
-    status_text: str = "OK"  # "DELAYED" is also a success
-    next_url_host: str | None = None  # host in next_url (None: this server's own)
-    hold_after: int | None = None  # data requests after the first N wait until ``release``
-    release: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -101,56 +82,6 @@ class FakePolygonConfig:
     today: dt.date = field(default_factory=lambda: dt.date(2026, 11, 20))
     faults: Faults = field(default_factory=Faults)
     yahoo: YahooPlants = field(default_factory=YahooPlants)  # plants in the Yahoo endpoint
-
-
-@dataclass(slots=True)
-class RecordedRequest:
-    """One request as the server saw it (recorded on arrival; status set before answering)."""
-
-    at: float  # time.monotonic() on arrival
-    method: str
-    path: str
-    query: str
-    url: str
-    authorization: str | None
-    status: int = 0
-
-
-def _json(
-    data: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
-) -> Response:
-    body = json.dumps(data, allow_nan=True, separators=(",", ":")).encode()
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
-
-
-def _error(status: int, text: str, headers: dict[str, str] | None = None) -> Response:
-    """The vendor's error body for 400/401/429/5xx: ``{"status": "ERROR", "error": …}``."""
-    return _json({"status": "ERROR", "request_id": _request_id(), "error": text}, status, headers)
-
-
-def _request_id() -> str:
-    return secrets.token_hex(16)
-
-
-def _parse_day(value: str) -> dt.date:
-    """A path date: ``YYYY-MM-DD`` or Unix milliseconds (New York date)."""
-    if value.isdigit():
-        instant = dt.datetime.fromtimestamp(int(value) / 1000, tz=dt.UTC)
-        return instant.astimezone(NEW_YORK).date()
-    return dt.date.fromisoformat(value)
-
-
-def _ms(day: dt.date, hour: int) -> int:
-    return int(dt.datetime(day.year, day.month, day.day, hour, tzinfo=NEW_YORK).timestamp() * 1000)
-
-
-def _encode_cursor(params: dict[str, str]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(params).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> dict[str, str]:
-    padded = cursor + "=" * (-len(cursor) % 4)
-    return dict(json.loads(base64.urlsafe_b64decode(padded)))
 
 
 class FakePolygon:
@@ -179,14 +110,16 @@ class FakePolygon:
                 Route("/v8/finance/chart/{symbol}", self.yahoo.endpoint),
             ]
         )
-        self.app.add_middleware(_Recorder, owner=self)
+        self.app.add_middleware(RequestRecorder, on_arrival=self._record)
 
     def wait_for_requests(self, count: int, *, timeout: float = 60.0) -> bool:
         """Block until ``count`` requests have arrived (False on timeout)."""
         with self._arrived:
             return self._arrived.wait_for(lambda: len(self.requests) >= count, timeout=timeout)
 
-    def _notify(self) -> None:
+    def _record(self, request: RecordedRequest) -> None:
+        """Keep a request that arrived, and wake :meth:`wait_for_requests`."""
+        self.requests.append(request)
         with self._arrived:
             self._arrived.notify_all()
 
@@ -205,9 +138,9 @@ class FakePolygon:
             key = auth[7:].strip()
         key = key or request.query_params.get("apiKey")
         if not key:
-            return _error(401, "API Key was not provided")
+            return error(401, "API Key was not provided")
         if self.config.api_key is not None and key != self.config.api_key:
-            return _error(401, "Unknown API Key")
+            return error(401, "Unknown API Key")
         faults = self.faults
         self._data_requests += 1
         if faults.hold_after is not None and self._data_requests > faults.hold_after:
@@ -220,27 +153,27 @@ class FakePolygon:
                 if faults.retry_after is not None
                 else None
             )
-            return _error(429, _RATE_LIMITED, headers)
+            return error(429, RATE_LIMITED, headers)
         if faults.fail_next > 0:
             faults.fail_next -= 1
-            return Response(_GATEWAY_HTML, status_code=502, media_type="text/html")
+            return Response(GATEWAY_HTML, status_code=502, media_type="text/html")
         if faults.error_rate and self._random.random() < faults.error_rate:
             status = self._random.choice([500, 502, 503, 504])
             if status == 502:
-                return Response(_GATEWAY_HTML, status_code=502, media_type="text/html")
-            return _error(status, "Internal error")
+                return Response(GATEWAY_HTML, status_code=502, media_type="text/html")
+            return error(status, "Internal error")
         if faults.not_entitled:
-            return _json(
-                {"status": "NOT_AUTHORIZED", "request_id": _request_id(), "message": _NOT_ENTITLED},
+            return json_response(
+                {"status": "NOT_AUTHORIZED", "request_id": request_id(), "message": NOT_ENTITLED},
                 403,
             )
         for day in days:
             if day > self.config.today or (faults.plan_start and day < faults.plan_start):
-                return _json(
+                return json_response(
                     {
                         "status": "NOT_AUTHORIZED",
-                        "request_id": _request_id(),
-                        "message": _TIMEFRAME,
+                        "request_id": request_id(),
+                        "message": TIMEFRAME,
                     },
                     403,
                 )
@@ -260,30 +193,6 @@ class FakePolygon:
         self._recent.append(now)
         return False
 
-    def _finish(self, data: dict[str, Any]) -> Response:
-        """Apply malformed-answer faults to a successful body."""
-        faults = self.faults
-        kind = faults.malformed
-        if kind is not None and faults.malformed_count is not None:
-            faults.malformed_count -= 1
-            if faults.malformed_count <= 0:
-                faults.malformed, faults.malformed_count = None, None
-        if kind is None:
-            return _json(data)
-        if kind == "invalid_json":
-            return Response(b"<html>oops</html>", media_type="application/json")
-        if kind == "truncated_json":
-            body = json.dumps(data).encode()
-            return Response(body[: max(1, len(body) // 2)], media_type="application/json")
-        if kind == "bad_status":
-            return _json({**data, "status": "WEIRD"})
-        results = data.get("results") or []
-        if results and kind == "wrong_types":
-            results[0] = {**results[0], "o": "not-a-number"}
-        if results and kind == "missing_field":
-            results[0] = {k: v for k, v in results[0].items() if k != "c"}
-        return _json(data)
-
     def _next_url(self, request: Request, path: str, params: dict[str, str]) -> str:
         host = self.faults.next_url_host or str(request.base_url).rstrip("/")
         query = "&".join(f"{k}={v}" for k, v in params.items())
@@ -297,38 +206,7 @@ class FakePolygon:
         lo, hi = max(start, ORIGIN), min(end, self.config.today)
         if lo > hi:
             return pl.DataFrame(schema=BAR_SCHEMA)
-        return self._inject(self.simulator.bars(list(symbols), lo, hi))
-
-    def _inject(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Plant the configured bad bars."""
-        for symbol, plants in self.faults.bad_bars.items():
-            for day, kind in plants:
-                hit = (pl.col("symbol") == symbol) & (pl.col("date") == day)
-                if kind == "high_below_low":
-                    frame = frame.with_columns(
-                        pl.when(hit).then(pl.col("low")).otherwise(pl.col("high")).alias("high"),
-                        pl.when(hit).then(pl.col("high")).otherwise(pl.col("low")).alias("low"),
-                    )
-                elif kind == "negative_price":
-                    frame = frame.with_columns(
-                        pl.when(hit)
-                        .then(-pl.col("close"))
-                        .otherwise(pl.col("close"))
-                        .alias("close")
-                    )
-                elif kind == "nan_price":
-                    frame = frame.with_columns(
-                        pl.when(hit).then(float("nan")).otherwise(pl.col("open")).alias("open")
-                    )
-                elif kind == "zero_volume":
-                    frame = frame.with_columns(
-                        pl.when(hit).then(0.0).otherwise(pl.col("volume")).alias("volume")
-                    )
-                elif kind == "duplicate_session":
-                    frame = pl.concat([frame, frame.filter(hit)]).sort("symbol", "date")
-                elif kind == "missing_session":
-                    frame = frame.filter(~hit)
-        return frame
+        return plant_bad_bars(self.simulator.bars(list(symbols), lo, hi), self.faults.bad_bars)
 
     def _adjust(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Split-adjust as the vendor's ``adjusted=true`` does (splits only, no dividends)."""
@@ -346,41 +224,18 @@ class FakePolygon:
             pl.col("volume") / factor,
         )
 
-    @staticmethod
-    def _results(frame: pl.DataFrame, *, hour: int, grouped: bool) -> list[dict[str, Any]]:
-        rows = []
-        for r in frame.iter_rows(named=True):
-            item: dict[str, Any] = {
-                "v": r["volume"],
-                "vw": r["vwap"],
-                "o": r["open"],
-                "c": r["close"],
-                "h": r["high"],
-                "l": r["low"],
-                "t": _ms(r["date"], hour),
-                "n": r["transactions"],
-            }
-            if grouped:
-                item = {"T": r["symbol"], **item}
-            if item["vw"] is None or (isinstance(item["vw"], float) and math.isnan(item["vw"])):
-                item.pop("vw")
-            if item["n"] is None:
-                item.pop("n")
-            rows.append(item)
-        return rows
-
     async def _range(self, request: Request) -> Response:
         p = request.path_params
         query = dict(request.query_params)
         if "cursor" in query:
-            query = {**_decode_cursor(query.pop("cursor")), **query}
+            query = {**decode_cursor(query.pop("cursor")), **query}
         try:
-            start, end = _parse_day(p["start"]), _parse_day(p["end"])
+            start, end = parse_day(p["start"]), parse_day(p["end"])
         except ValueError:
-            return _error(400, "Could not parse the date")
+            return error(400, "Could not parse the date")
         if p["multiplier"] != "1" or p["timespan"] != "day":
             served = f"{p['multiplier']}/{p['timespan']}"
-            return _error(400, f"this server serves 1/day aggregates only, not {served}")
+            return error(400, f"this server serves 1/day aggregates only, not {served}")
         if blocked := await self._gate(request, days=(start, end)):
             return blocked
         ticker = p["ticker"]
@@ -401,10 +256,10 @@ class FakePolygon:
             "resultsCount": shown.height,
             "adjusted": adjusted,
             "status": self.faults.status_text,
-            "request_id": _request_id(),
+            "request_id": request_id(),
         }
         if shown.height:
-            data["results"] = self._results(shown, hour=0, grouped=False)
+            data["results"] = bar_results(shown, hour=0, grouped=False)
             data["count"] = shown.height
         more = frame.height > page
         if more and self.faults.silent_truncation and page == limit:
@@ -412,22 +267,22 @@ class FakePolygon:
             more = False
         if more:
             following = frame.row(page, named=True)["date"]
-            cursor = _encode_cursor(
+            cursor = encode_cursor(
                 {
                     "adjusted": str(adjusted).lower(),
                     "sort": query.get("sort", "asc"),
                     "limit": str(limit),
                 }
             )
-            path = f"/v2/aggs/ticker/{ticker}/range/1/day/{_ms(following, 0)}/{p['end']}"
+            path = f"/v2/aggs/ticker/{ticker}/range/1/day/{ms(following, 0)}/{p['end']}"
             data["next_url"] = self._next_url(request, path, {"cursor": cursor})
-        return self._finish(data)
+        return success_response(self.faults, data)
 
     async def _grouped(self, request: Request) -> Response:
         try:
             day = dt.date.fromisoformat(request.path_params["day"])
         except ValueError:
-            return _error(400, "Could not parse the date")
+            return error(400, "Could not parse the date")
         if blocked := await self._gate(request, days=(day,)):
             return blocked
         adjusted = request.query_params.get("adjusted", "true").lower() != "false"
@@ -439,24 +294,24 @@ class FakePolygon:
             "resultsCount": frame.height,
             "adjusted": adjusted,
             "status": self.faults.status_text,
-            "request_id": _request_id(),
+            "request_id": request_id(),
         }
         if frame.height:
-            data["results"] = self._results(frame, hour=16, grouped=True)
+            data["results"] = bar_results(frame, hour=16, grouped=True)
             data["count"] = frame.height
-        return self._finish(data)
+        return success_response(self.faults, data)
 
     # -- corporate actions ---------------------------------------------------------------------
 
     async def _reference(self, request: Request, kind: str, version: str) -> Response:
         if version == "v1" and not self.faults.v1_reference:
-            return _json(
-                {"status": "NOT_FOUND", "request_id": _request_id(), "message": "Not found"}, 404
+            return json_response(
+                {"status": "NOT_FOUND", "request_id": request_id(), "message": "Not found"}, 404
             )
         query = dict(request.query_params)
         offset = 0
         if "cursor" in query:
-            decoded = _decode_cursor(query.pop("cursor"))
+            decoded = decode_cursor(query.pop("cursor"))
             offset = int(decoded.pop("offset", "0"))
             query = {**decoded, **query}
         if blocked := await self._gate(request):
@@ -481,33 +336,14 @@ class FakePolygon:
         frame = frame.sort(date_field, descending=query.get("order", "desc") == "desc")
         limit = min(int(query.get("limit", "10")), 1000)
         page = frame.slice(offset, limit)
-        results = [self._reference_row(r, kind, version) for r in page.iter_rows(named=True)]
-        data: dict[str, Any] = {"status": "OK", "request_id": _request_id()}
+        results = [reference_row(r, kind, version) for r in page.iter_rows(named=True)]
+        data: dict[str, Any] = {"status": "OK", "request_id": request_id()}
         if results:
             data["results"] = results
         if offset + limit < frame.height:
-            cursor = _encode_cursor({**query, "offset": str(offset + limit)})
+            cursor = encode_cursor({**query, "offset": str(offset + limit)})
             data["next_url"] = self._next_url(request, request.url.path, {"cursor": cursor})
-        return self._finish(data)
-
-    @staticmethod
-    def _reference_row(row: dict[str, Any], kind: str, version: str) -> dict[str, Any]:
-        iso = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in row.items()}
-        iso["ticker"] = iso.pop("symbol")
-        if kind == "splits":
-            if version == "v1":
-                iso["adjustment_type"] = (
-                    "forward_split" if row["split_to"] > row["split_from"] else "reverse_split"
-                )
-                iso["id"] = f"S{abs(hash((iso['ticker'], iso['execution_date']))):x}"
-            return iso
-        if version == "v1":
-            iso["distribution_type"] = (
-                "recurring" if iso.pop("dividend_type") == "CD" else "special"
-            )
-            iso["currency"] = "USD"
-            iso["id"] = f"D{abs(hash((iso['ticker'], iso['ex_dividend_date']))):x}"
-        return {k: v for k, v in iso.items() if v is not None}
+        return success_response(self.faults, data)
 
     async def _splits_v1(self, request: Request) -> Response:
         return await self._reference(request, "splits", "v1")
@@ -520,36 +356,3 @@ class FakePolygon:
 
     async def _dividends_v3(self, request: Request) -> Response:
         return await self._reference(request, "dividends", "v3")
-
-
-class _Recorder:
-    """ASGI middleware that appends every request and its status to ``owner.requests``."""
-
-    def __init__(self, app: Any, owner: FakePolygon) -> None:
-        self.app = app
-        self.owner = owner
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        query = scope.get("query_string", b"").decode()
-        path = scope.get("path", "")
-        record = RecordedRequest(
-            at=time.monotonic(),
-            method=scope.get("method", "GET"),
-            path=path,
-            query=query,
-            url=f"{path}?{query}" if query else path,
-            authorization=headers.get(b"authorization", b"").decode() or None,
-        )
-        self.owner.requests.append(record)
-        self.owner._notify()  # the middleware is part of the server
-
-        async def capture(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                record.status = int(message["status"])
-            await send(message)
-
-        await self.app(scope, receive, capture)
