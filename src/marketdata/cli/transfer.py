@@ -1,7 +1,7 @@
 """``marketdata import`` and ``export``: files and Parquet datasets in and out, with progress.
 
-The commands in :mod:`marketdata.cli.transfer_commands` parse their arguments and call :func:`run_import`
-or :func:`run_export`, which show progress on stderr, call the service functions
+The commands in :mod:`marketdata.cli.transfer_commands` parse their arguments and call
+:func:`run_import` or :func:`run_export`, which show progress on stderr, call the service functions
 (:mod:`marketdata.service.ingest`, :mod:`marketdata.service.export`) and report. Ctrl-C stops
 either with a line saying what was written (exit 130); the ``*_text``/``*_table`` functions
 below build those messages and the import's per-file summary, pure, from the reports.
