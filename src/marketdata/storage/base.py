@@ -1,145 +1,79 @@
-"""The storage interface every backend implements, and the values it returns.
+"""The storage interface every backend implements.
 
 Storage is one narrow, async interface; SQL lives only in the backends. Writes are idempotent
 upserts keyed by (symbol, date): loading the same bars twice changes nothing, and a load that
 changes a stored bar keeps the old values in ``bar_revisions``.
+
+The values the interface returns and the schemas of its frames live in
+:mod:`marketdata.storage.records`, and the frame preparation both backends share in
+:mod:`marketdata.storage.prepare`; this module re-exports them (see ``__all__``), so they may
+be imported from here as before.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 import polars as pl
 
-from marketdata.bars import (
-    BAR_SCHEMA,
-    DIVIDEND_SCHEMA,
-    LOG_SCHEMA,
-    SCORE_SCHEMA,
-    SPLIT_SCHEMA,
-    VALUE_COLUMNS,
-)
 from marketdata.storage.jobs import (
     Checkpoint,
     RunRecord,
     StoreLock,
     WatchEntry,
 )
+from marketdata.storage.prepare import (
+    disjoint_from_stored,
+    has_scores,
+    prepare_dividends,
+    prepare_log,
+    prepare_scores,
+    prepare_splits,
+    prepare_write,
+    status_deltas,
+)
+from marketdata.storage.records import (
+    MARK_SCHEMA,
+    NEIGHBOUR_SCHEMA,
+    READ_SCHEMA,
+    REVISION_SCHEMA,
+    RULE_COUNT_SCHEMA,
+    SPAN_SCHEMA,
+    STORED_DIVIDEND_SCHEMA,
+    STORED_SPLIT_SCHEMA,
+    VALIDATION_DEFAULTS,
+    StatusSnapshot,
+    StatusTotals,
+    SymbolStatus,
+    UpsertCounts,
+)
 
-#: Columns a frame handed to :meth:`Store.upsert_bars` may carry besides the bar columns;
-#: absent ones default to "not validated yet".
-VALIDATION_DEFAULTS: dict[str, tuple[pl.DataType, object]] = {
-    "quality": (pl.Float64(), None),
-    "flags": (pl.Int64(), 0),
-    "validated": (pl.Boolean(), False),
-}
-
-_VALUES = {c: BAR_SCHEMA[c] for c in ("date", *VALUE_COLUMNS)}
-_VALIDATION = {name: dtype for name, (dtype, _) in VALIDATION_DEFAULTS.items()}
-_INSTANT = pl.Datetime("us", "UTC")
-
-#: Columns of :meth:`Store.read_bars` results, in order.
-READ_SCHEMA: dict[str, pl.DataType] = {**_VALUES, **_VALIDATION, "ingested_at": _INSTANT}
-
-#: Columns of :meth:`Store.read_revisions` results, in order.
-REVISION_SCHEMA: dict[str, pl.DataType] = {
-    **_VALUES,
-    "source": pl.String(),
-    **_VALIDATION,
-    "ingested_at": _INSTANT,
-    "revised_at": _INSTANT,
-    "revised_by": pl.String(),
-}
-
-
-#: Per-symbol date spans asked of :meth:`Store.read_neighbourhood`.
-SPAN_SCHEMA: dict[str, pl.DataType] = {"symbol": pl.String(), "lo": pl.Date(), "hi": pl.Date()}
-
-#: Columns of :meth:`Store.read_neighbourhood` results: the symbol, then :data:`READ_SCHEMA`.
-NEIGHBOUR_SCHEMA: dict[str, pl.DataType] = {"symbol": pl.String(), **READ_SCHEMA}
-
-#: Columns of :meth:`Store.read_marks` results.
-MARK_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String(),
-    "date": pl.Date(),
-    "validated": pl.Boolean(),
-}
-
-#: Columns of :meth:`Store.rule_counts` results.
-RULE_COUNT_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String(),
-    "rule": pl.String(),
-    "severity": pl.String(),
-    "count": pl.Int64(),
-}
-
-#: Columns of stored splits and dividends as read back: the vendor columns plus provenance.
-STORED_SPLIT_SCHEMA: dict[str, pl.DataType] = {**SPLIT_SCHEMA, "source": pl.String()}
-STORED_DIVIDEND_SCHEMA: dict[str, pl.DataType] = {**DIVIDEND_SCHEMA, "source": pl.String()}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UpsertCounts:
-    """What a write did: new bars, changed bars (revision kept), identical bars (untouched)."""
-
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-
-    def __add__(self, other: UpsertCounts) -> UpsertCounts:
-        return UpsertCounts(
-            inserted=self.inserted + other.inserted,
-            updated=self.updated + other.updated,
-            unchanged=self.unchanged + other.unchanged,
-        )
-
-    @property
-    def total(self) -> int:
-        """Rows handled."""
-        return self.inserted + self.updated + self.unchanged
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SymbolStatus:
-    """The maintained per-symbol summary (never computed by scanning ``bars``)."""
-
-    symbol: str
-    first_date: dt.date | None
-    last_date: dt.date | None
-    bar_count: int
-    validated_count: int
-    gap_count: int
-    last_fetch: dt.datetime | None
-    last_error: str | None
-    updated_at: dt.datetime
-    source: str | None = None  # source of the latest write (``synthetic`` for simulated data)
-    watched: bool = False  # on the watchlist (as last synchronised by the service)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StatusTotals:
-    """Totals over the status table (part of :meth:`Store.status_snapshot`)."""
-
-    symbols: int  # stored or watched
-    bars: int
-    validated: int
-    missing_sessions: int
-    stale: int  # watched, and nothing stored or the last stored session is before the given day
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StatusSnapshot:
-    """Everything one status page reads, taken together (:meth:`Store.status_snapshot`)."""
-
-    totals: StatusTotals
-    stale: list[str]  # as :meth:`Store.stale_symbols`
-    rows: list[SymbolStatus]  # as :meth:`Store.status_rows`
-    last_run: RunRecord | None
-    calls: int  # as :meth:`Store.calls_since`
-    has_source: bool  # as :meth:`Store.has_source` for the source asked about
+__all__ = [
+    "MARK_SCHEMA",
+    "NEIGHBOUR_SCHEMA",
+    "READ_SCHEMA",
+    "REVISION_SCHEMA",
+    "RULE_COUNT_SCHEMA",
+    "SPAN_SCHEMA",
+    "STORED_DIVIDEND_SCHEMA",
+    "STORED_SPLIT_SCHEMA",
+    "VALIDATION_DEFAULTS",
+    "StatusSnapshot",
+    "StatusTotals",
+    "Store",
+    "SymbolStatus",
+    "UpsertCounts",
+    "disjoint_from_stored",
+    "has_scores",
+    "prepare_dividends",
+    "prepare_log",
+    "prepare_scores",
+    "prepare_splits",
+    "prepare_write",
+    "status_deltas",
+]
 
 
 class Store(Protocol):
@@ -168,17 +102,18 @@ class Store(Protocol):
 
         When ``frame`` carries scores (``quality``, ``flags``, ``validated``), a stored bar
         whose values are unchanged still takes the new scores (no revision: scores are ours,
-        not the vendor's). When ``log`` is given (:data:`LOG_SCHEMA`), it replaces the
-        ``validation_log`` rows of every (symbol, date) in ``frame``. A ``checkpoint`` is
-        applied in the same transaction (see :meth:`save_progress`), with each symbol's
-        inserted/updated/unchanged counts from this write added to its run row.
+        not the vendor's). When ``log`` is given (:data:`~marketdata.bars.LOG_SCHEMA`), it
+        replaces the ``validation_log`` rows of every (symbol, date) in ``frame``. A
+        ``checkpoint`` is applied in the same transaction (see :meth:`save_progress`), with each
+        symbol's inserted/updated/unchanged counts from this write added to its run row.
         """
         ...
 
     async def write_scores(
         self, scores: pl.DataFrame, *, log: pl.DataFrame, at: dt.datetime
     ) -> int:
-        """Re-score stored bars (:data:`SCORE_SCHEMA`) and replace their log rows; bars changed.
+        """Re-score stored bars (:data:`~marketdata.bars.SCORE_SCHEMA`) and replace their log
+        rows; bars changed.
 
         Rows naming bars that are not stored are ignored.
         """
@@ -201,7 +136,8 @@ class Store(Protocol):
     async def read_validation_log(
         self, symbol: str, *, start: dt.date | None = None, end: dt.date | None = None
     ) -> pl.DataFrame:
-        """Logged rule hits of ``symbol`` in [start, end] as :data:`LOG_SCHEMA`, by date."""
+        """Logged rule hits of ``symbol`` in [start, end] as
+        :data:`~marketdata.bars.LOG_SCHEMA`, by date."""
         ...
 
     async def rule_counts(self, symbols: Sequence[str] | None = None) -> pl.DataFrame:
@@ -404,101 +340,3 @@ class Store(Protocol):
     async def aclose(self) -> None:
         """Release connections."""
         ...
-
-
-def prepare_write(frame: pl.DataFrame, *, source: str, at: dt.datetime) -> pl.DataFrame:
-    """The frame in the column order of ``bars``, with defaults filled in.
-
-    Raises ``ValueError`` when (symbol, date) repeats: the caller decides which row wins.
-    """
-    if at.tzinfo is None:
-        msg = "ingestion time must be timezone-aware"
-        raise ValueError(msg)
-    if frame.select(pl.struct("symbol", "date").is_duplicated().any()).item():
-        msg = "frame has duplicate (symbol, date) rows"
-        raise ValueError(msg)
-    cols = [pl.col(c).cast(t) for c, t in BAR_SCHEMA.items()]
-    cols.append(pl.lit(source, pl.String()).alias("source"))
-    for name, (dtype, default) in VALIDATION_DEFAULTS.items():
-        expr = pl.col(name) if name in frame.columns else pl.lit(default)
-        cols.append(
-            expr.cast(dtype).fill_null(default).alias(name)
-            if default is not None
-            else expr.cast(dtype).alias(name)
-        )
-    cols.append(pl.lit(at.astimezone(dt.UTC)).cast(pl.Datetime("us", "UTC")).alias("ingested_at"))
-    return frame.select(cols)
-
-
-def has_scores(frame: pl.DataFrame) -> bool:
-    """Whether ``frame`` carries all three score columns (so they may overwrite stored ones)."""
-    return all(name in frame.columns for name in VALIDATION_DEFAULTS)
-
-
-def prepare_log(log: pl.DataFrame) -> pl.DataFrame:
-    """``log`` in :data:`LOG_SCHEMA` column order and types."""
-    return log.select(pl.col(c).cast(t) for c, t in LOG_SCHEMA.items())
-
-
-def prepare_scores(scores: pl.DataFrame) -> pl.DataFrame:
-    """``scores`` in :data:`SCORE_SCHEMA`; refuses repeated (symbol, date)."""
-    if scores.select(pl.struct("symbol", "date").is_duplicated().any()).item():
-        msg = "scores have duplicate (symbol, date) rows"
-        raise ValueError(msg)
-    return scores.select(pl.col(c).cast(t) for c, t in SCORE_SCHEMA.items())
-
-
-def prepare_splits(frame: pl.DataFrame, *, source: str) -> pl.DataFrame:
-    """Splits ready to store: typed, complete, one row per (symbol, date) (the last wins)."""
-    out = frame.select(pl.col(c).cast(t) for c, t in SPLIT_SCHEMA.items()).drop_nulls()
-    return out.unique(["symbol", "execution_date"], keep="last", maintain_order=True).with_columns(
-        pl.lit(source).alias("source")
-    )
-
-
-def prepare_dividends(frame: pl.DataFrame, *, source: str) -> pl.DataFrame:
-    """Dividends ready to store; a missing type counts as a regular cash dividend (``CD``).
-
-    Only symbol, ex-date and amount are required; absent optional columns are null.
-    """
-    out = (
-        frame.select(
-            (pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)
-            for c, t in DIVIDEND_SCHEMA.items()
-        )
-        .with_columns(pl.col("dividend_type").fill_null("CD"))
-        .drop_nulls(["symbol", "ex_dividend_date", "cash_amount"])
-    )
-    return out.unique(
-        ["symbol", "ex_dividend_date", "dividend_type"], keep="last", maintain_order=True
-    ).with_columns(pl.lit(source).alias("source"))
-
-
-def status_deltas(frame: pl.DataFrame) -> pl.DataFrame:
-    """Per-symbol first/last date, count and validated count of newly inserted rows."""
-    return frame.group_by("symbol").agg(
-        pl.col("date").min().alias("first_date"),
-        pl.col("date").max().alias("last_date"),
-        pl.len().alias("inserted"),
-        pl.col("validated").cast(pl.Int64).sum().alias("validated"),
-    )
-
-
-def disjoint_from_stored(
-    frame: pl.DataFrame, stored: dict[str, tuple[dt.date | None, dt.date | None]]
-) -> bool:
-    """True when no row of ``frame`` can collide with a stored bar.
-
-    ``stored`` maps symbol → (first_date, last_date) from ``symbol_status``; a symbol's bars all
-    lie in that range, so a chunk entirely outside it needs no comparison with stored rows.
-    """
-    spans = frame.group_by("symbol").agg(
-        pl.col("date").min().alias("lo"), pl.col("date").max().alias("hi")
-    )
-    for symbol, lo, hi in spans.iter_rows():
-        first, last = stored.get(symbol, (None, None))
-        if first is None or last is None:
-            continue
-        if not (hi < first or lo > last):
-            return False
-    return True

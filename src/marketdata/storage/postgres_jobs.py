@@ -1,6 +1,6 @@
 """PostgreSQL side of the backfill engine and scheduler: watchlist, runs, state, claims, locks.
 
-Kept apart from :mod:`marketdata.storage.postgres` (bars, scores and reads) so each module holds
+Kept apart from the bar modules (writes, scores, reads, actions) so each module holds
 one concern. :class:`PostgresJobs` is a mixin of
 :class:`~marketdata.storage.postgres.PostgresStore`; :meth:`PostgresJobs._apply_checkpoint`
 runs on the bar write's own connection, inside its transaction.

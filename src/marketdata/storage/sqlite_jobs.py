@@ -1,6 +1,6 @@
 """SQLite side of the backfill engine and scheduler: watchlist, runs, state, claims.
 
-Kept apart from :mod:`marketdata.storage.sqlite` (bars, scores and reads) so each module holds
+Kept apart from the bar modules (writes, scores, reads, actions) so each module holds
 one concern. :class:`SQLiteJobs` is a mixin of :class:`~marketdata.storage.sqlite.SQLiteStore`:
 its statements run on the store's single worker thread like every other one, and
 :meth:`SQLiteJobs._apply_checkpoint` runs inside the bar write's own transaction.
