@@ -8,9 +8,11 @@ holds, even while the service writes:
 - **PostgreSQL**: a repeatable-read transaction exports its snapshot, ``pg_dump
   --snapshot`` dumps that snapshot, and the digests are computed in the same transaction.
 
-The password never appears on a command line or in a message: it goes to the tools in
-``PGPASSWORD``. Every function here is blocking; a ``stop`` event ends it early (the child
-process is killed) with :class:`~marketdata.storage.snapshot.Stopped`.
+Finding, checking and running ``pg_dump``/``pg_restore`` (with the password in
+``PGPASSWORD``, never on a command line or in a message) moved to
+:mod:`marketdata.storage.pg_tools`; its public names are re-exported here. Every function
+here is blocking; a ``stop`` event ends it early (a child process is killed) with
+:class:`~marketdata.storage.snapshot.Stopped`.
 """
 
 from __future__ import annotations
@@ -18,22 +20,26 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import unquote
 
 import sqlalchemy as sa
 
-from marketdata.errors import ConfigError, InputError, StorageError
-from marketdata.logs import redact_url_passwords
+from marketdata.errors import InputError, StorageError
 from marketdata.storage.leftovers import held, scratch_name
+from marketdata.storage.pg_tools import (
+    checked_tool,
+    find_tool,
+    libpq_url_and_env,
+    run_tool,
+    server_major,
+    tool_version,
+)
 from marketdata.storage.snapshot import (
     Progress,
     Snapshot,
@@ -45,10 +51,26 @@ from marketdata.storage.snapshot import (
 )
 from marketdata.storage.urls import DatabaseUrl
 
+__all__ = [
+    "StepHook",
+    "checked_tool",
+    "clear_postgres",
+    "dump_postgres",
+    "dump_sqlite",
+    "file_sha256",
+    "find_tool",
+    "restore_postgres",
+    "restore_sqlite",
+    "scratch_postgres",
+    "scratch_sqlite",
+    "server_major",
+    "sqlite_version",
+    "tool_version",
+]
+
 #: Called after each step of a SQLite backup with (pages remaining, pages in all).
 StepHook = Callable[[int, int], None]
 
-_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 _TIMESCALE = re.compile(r"\bEXTENSION - timescaledb\b")
 #: Replace what the dump holds, in one transaction (a failure changes nothing), owned by the
 #: connecting role, without the source's grants.
@@ -56,7 +78,6 @@ _RESTORE_FLAGS = (
     "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
     "--exit-on-error", "--no-password",
 )  # fmt: skip
-_POLL_SECONDS = 0.2
 _CHUNK = 1 << 20
 
 
@@ -169,113 +190,7 @@ def scratch_sqlite(directory: Path) -> Iterator[DatabaseUrl]:
         yield _sqlite_url(Path(scratch) / "scratch.db")
 
 
-# -- PostgreSQL tools ------------------------------------------------------------------------------
-
-
-def find_tool(name: str, bin_dir: Path | None) -> Path:
-    """The ``pg_dump``/``pg_restore`` executable, in ``bin_dir`` or on ``PATH``."""
-    found = shutil.which(name, path=str(bin_dir) if bin_dir else None)
-    if found is None:
-        where = f"in {bin_dir}" if bin_dir else "on PATH"
-        msg = (
-            f"{name} not found {where}: install the PostgreSQL client tools (the server's "
-            "major version or newer) or point MARKETDATA_BACKUP_PG_BIN_DIR at them"
-        )
-        raise ConfigError(msg)
-    return Path(found)
-
-
-def tool_version(tool: Path) -> tuple[int, str]:
-    """The major version of a PostgreSQL client tool, and its version line."""
-    try:
-        done = subprocess.run(  # noqa: S603  # a located executable, fixed arguments
-            [str(tool), "--version"], capture_output=True, text=True, timeout=30, check=False
-        )
-    except OSError as exc:
-        msg = f"cannot run {tool}: {exc.strerror}"
-        raise ConfigError(msg) from None
-    line = done.stdout.strip()
-    match = _VERSION.search(line)
-    if done.returncode != 0 or match is None:
-        msg = (
-            f"{tool} --version did not report a PostgreSQL version: {line or done.stderr.strip()!r}"
-        )
-        raise ConfigError(msg)
-    return int(match.group(1)), line
-
-
-def server_major(conn: sa.Connection) -> int:
-    """The server's major version (``server_version_num`` 150020 → 15)."""
-    number = int(conn.execute(sa.text("SHOW server_version_num")).scalar_one())
-    return number // 10000 if number >= 100000 else number // 100
-
-
-def checked_tool(name: str, bin_dir: Path | None, *, server: int) -> tuple[Path, str]:
-    """The tool, refused when its major version is older than the server's."""
-    tool = find_tool(name, bin_dir)
-    major, line = tool_version(tool)
-    if major < server:
-        msg = (
-            f"{name} is version {major} but the server is PostgreSQL {server}: {name} must be "
-            f"at least the server's version; install the PostgreSQL {server} client tools or "
-            "point MARKETDATA_BACKUP_PG_BIN_DIR at them"
-        )
-        raise ConfigError(msg)
-    return tool, line
-
-
-def _libpq(db: DatabaseUrl) -> tuple[str, dict[str, str]]:
-    """The connection URL without its password, and the environment carrying it."""
-    netloc = db.parts.netloc
-    userinfo, at, hostport = netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    url = db.parts._replace(netloc=f"{user}@{hostport}" if at and user else hostport).geturl()
-    env = dict(os.environ)  # the child needs PATH, locale, PGSSL* settings …
-    if db.password is not None:
-        env["PGPASSWORD"] = unquote(db.password)
-    return url, env
-
-
-@contextlib.contextmanager
-def _running(
-    command: Sequence[str],
-    *,
-    env: dict[str, str],
-    what: str,
-    stop: threading.Event | None,
-    progress: Callable[[], None] | None = None,
-) -> Iterator[None]:
-    """Start a tool, run the body while it works, then wait for it; it is killed when ``stop``
-    is set or the body fails. Its first error line is the message of a failure (passwords
-    redacted)."""
-    with tempfile.TemporaryFile("w+") as errors:
-        try:
-            process = subprocess.Popen(  # noqa: S603  # located executable, our own arguments
-                command, stdout=subprocess.DEVNULL, stderr=errors, env=env, text=True
-            )
-        except OSError as exc:
-            msg = f"cannot run {command[0]}: {exc.strerror}"
-            raise ConfigError(msg) from None
-        try:
-            yield
-            while True:
-                try:
-                    code = process.wait(timeout=_POLL_SECONDS)
-                    break
-                except subprocess.TimeoutExpired:
-                    _check(stop)
-                    if progress is not None:
-                        progress()
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        if code != 0:
-            errors.seek(0)
-            lines = [ln.strip() for ln in errors.read().splitlines() if ln.strip()]
-            detail = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else "")
-            msg = f"{what} failed (exit status {code}): {redact_url_passwords(detail)}"
-            raise StorageError(msg)
+# -- PostgreSQL ----------------------------------------------------------------------------------
 
 
 def dump_postgres(
@@ -288,7 +203,7 @@ def dump_postgres(
 ) -> tuple[Snapshot, str]:
     """``pg_dump --format=custom`` of ``db`` into ``target``, and the digests of the same
     snapshot; also the pg_dump version line."""
-    url, env = _libpq(db)
+    url, env = libpq_url_and_env(db)
     with connect(db, consistent=True) as conn:
         tool, version = checked_tool("pg_dump", bin_dir, server=server_major(conn))
         snapshot_id = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
@@ -306,7 +221,7 @@ def dump_postgres(
                 progress(f"pg_dump: {target.stat().st_size / 1e6:,.1f} MB written")
 
         what = f"pg_dump of {db.display}"
-        with _running(command, env=env, what=what, stop=stop, progress=tick):
+        with run_tool(command, env=env, what=what, stop=stop, progress=tick):
             snapshot = snapshot_of(conn, progress=progress, stop=stop)
     return snapshot, version
 
@@ -332,7 +247,7 @@ def restore_postgres(
     tool, _ = checked_tool("pg_restore", bin_dir, server=server)
     if clear:
         clear_postgres(db)
-    url, env = _libpq(db)
+    url, env = libpq_url_and_env(db)
     command = [str(tool), *_RESTORE_FLAGS, f"--dbname={url}", str(backup)]
 
     def tick() -> None:
@@ -345,7 +260,7 @@ def restore_postgres(
             db, "CREATE EXTENSION IF NOT EXISTS timescaledb", "SELECT timescaledb_pre_restore()"
         )
     try:
-        with _running(
+        with run_tool(
             command, env=env, what=f"pg_restore of {backup.name}", stop=stop, progress=tick
         ):
             pass

@@ -11,8 +11,9 @@ driver errors. The rest of :class:`PostgresStore` comes from one mixin per conce
 (:mod:`~marketdata.storage.postgres_reads`), scores and the validation log
 (:mod:`~marketdata.storage.postgres_scores`), corporate actions
 (:mod:`~marketdata.storage.postgres_actions`), the status table
-(:mod:`~marketdata.storage.postgres_status`) and the backfill engine's tables and locks
-(:mod:`~marketdata.storage.postgres_jobs`).
+(:mod:`~marketdata.storage.postgres_status`), the backfill engine's tables
+(:mod:`~marketdata.storage.postgres_jobs`) and advisory locks
+(:mod:`~marketdata.storage.postgres_locks`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from marketdata.bars import VALUE_COLUMNS
 from marketdata.errors import DatabaseUnreachable, StorageError
 from marketdata.storage.jobs import Checkpoint, written_by_symbol
 from marketdata.storage.postgres_actions import PostgresActions
-from marketdata.storage.postgres_jobs import WRITE_LOCK as _WRITE_LOCK
-from marketdata.storage.postgres_jobs import _first_line
+from marketdata.storage.postgres_locks import WRITE_LOCK as _WRITE_LOCK
+from marketdata.storage.postgres_locks import first_line
 from marketdata.storage.postgres_reads import PostgresReads
 from marketdata.storage.postgres_scores import APPLY_SCORES, PostgresScores
 from marketdata.storage.postgres_status import PostgresStatus
@@ -135,11 +136,11 @@ class PostgresStore(PostgresReads, PostgresScores, PostgresActions, PostgresStat
             await pool.open(wait=True, timeout=10)
         except psycopg.OperationalError as exc:
             await pool.close()
-            msg = f"cannot connect to {db.display}: {_first_line(exc)}"
+            msg = f"cannot connect to {db.display}: {first_line(exc)}"
             raise DatabaseUnreachable(msg) from None
         except Exception as exc:  # the pool reports a failed first connection as a timeout
             await pool.close()
-            msg = f"cannot connect to {db.display}: {_first_line(exc)}"
+            msg = f"cannot connect to {db.display}: {first_line(exc)}"
             raise DatabaseUnreachable(msg) from None
         log.debug("opened %s", db.display, extra={"event": "store_opened"})
         return cls(db, pool)
@@ -203,7 +204,7 @@ class PostgresStore(PostgresReads, PostgresScores, PostgresActions, PostgresStat
                     counts = written_by_symbol(prepared, changed)
                     await self._apply_checkpoint(conn, checkpoint, at, counts)
         except psycopg.Error as exc:
-            raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
+            raise StorageError(f"{self.description}: {first_line(exc)}") from exc
         inserted = sum(i for i, _ in changed.values())
         updated = sum(u for _, u in changed.values())
         return UpsertCounts(
@@ -257,9 +258,9 @@ class PostgresStore(PostgresReads, PostgresScores, PostgresActions, PostgresStat
                 cur = await conn.execute(sql, params)
                 return int(cur.rowcount)
         except (psycopg.OperationalError, PoolClosed, PoolTimeout) as exc:
-            raise DatabaseUnreachable(f"{self.description}: {_first_line(exc)}") from exc
+            raise DatabaseUnreachable(f"{self.description}: {first_line(exc)}") from exc
         except psycopg.Error as exc:
-            raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
+            raise StorageError(f"{self.description}: {first_line(exc)}") from exc
 
     async def _fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         try:
@@ -267,9 +268,9 @@ class PostgresStore(PostgresReads, PostgresScores, PostgresActions, PostgresStat
                 cur = await conn.execute(sql, params)
                 return await cur.fetchall()
         except (psycopg.OperationalError, PoolClosed, PoolTimeout) as exc:
-            raise DatabaseUnreachable(f"{self.description}: {_first_line(exc)}") from exc
+            raise DatabaseUnreachable(f"{self.description}: {first_line(exc)}") from exc
         except psycopg.Error as exc:
-            raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
+            raise StorageError(f"{self.description}: {first_line(exc)}") from exc
 
     async def purge_symbol(self, symbol: str) -> int:
         """Delete everything stored for ``symbol`` in one transaction."""
@@ -301,7 +302,7 @@ class PostgresStore(PostgresReads, PostgresScores, PostgresActions, PostgresStat
                         (symbol, was[0]),
                     )
         except psycopg.Error as exc:
-            raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
+            raise StorageError(f"{self.description}: {first_line(exc)}") from exc
         return int(removed)
 
     async def ping(self) -> None:

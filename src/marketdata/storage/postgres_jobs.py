@@ -1,20 +1,20 @@
-"""PostgreSQL side of the backfill engine and scheduler: watchlist, runs, state, claims, locks.
+"""PostgreSQL side of the backfill engine and scheduler: watchlist, runs, state, claims.
 
 Kept apart from the bar modules (writes, scores, reads, actions) so each module holds
 one concern. :class:`PostgresJobs` is a mixin of
 :class:`~marketdata.storage.postgres.PostgresStore`; :meth:`PostgresJobs._apply_checkpoint`
 runs on the bar write's own connection, inside its transaction.
 
-Named locks are session advisory locks, each on a connection of its own (never a pooled one,
-which would be handed to other callers while the lock is held): when the process dies, the
-server ends the session and frees the lock.
+Advisory locks (:data:`WRITE_LOCK`, named locks with :class:`AdvisoryLock` and
+:func:`lock_key`, releasing them on close) moved to :mod:`marketdata.storage.postgres_locks`,
+whose :class:`~marketdata.storage.postgres_locks.PostgresLocks` this mixin extends; those
+names are re-exported here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
@@ -27,15 +27,25 @@ from marketdata.storage.jobs import (
     Checkpoint,
     RunRecord,
     RunSymbol,
-    StoreLock,
     WatchEntry,
     checkpoint_params,
 )
-from marketdata.storage.urls import DatabaseUrl
+from marketdata.storage.postgres_locks import (
+    WRITE_LOCK,
+    AdvisoryLock,
+    PostgresLocks,
+    first_line,
+    lock_key,
+)
 
-#: Every writer takes this transaction-level advisory lock: one writer at a time keeps the
-#: stored-span check, revisions and status counters exact.
-WRITE_LOCK = 0x6D6B7464  # "mktd"
+__all__ = [
+    "RUN_COLUMNS",
+    "WRITE_LOCK",
+    "AdvisoryLock",
+    "PostgresJobs",
+    "lock_key",
+    "run_values",
+]
 
 _RUN_PROGRESS = """
 UPDATE backfill_runs SET calls = calls + %(calls)s, errors = errors + %(errors)s,
@@ -84,11 +94,6 @@ _RUN_COLUMNS = RUN_COLUMNS
 _SYMBOL_COLUMNS = [f.name for f in fields(RunSymbol)]
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 def _utc(value: Any) -> Any:
     """Timestamps in UTC (they arrive in the session's time zone); other values as they are."""
     return value.astimezone(dt.UTC) if isinstance(value, dt.datetime) else value
@@ -104,61 +109,17 @@ def run_values(row: Sequence[Any]) -> dict[str, Any]:
     return _values(RUN_COLUMNS, row)
 
 
-def lock_key(name: str) -> int:
-    """A stable signed 64-bit advisory-lock key for ``name``."""
-    digest = hashlib.blake2b(name.encode(), digest_size=8, person=b"marketdata-lock").digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-class AdvisoryLock:
-    """A session advisory lock held on its own connection until released."""
-
-    def __init__(
-        self,
-        store: PostgresJobs,
-        name: str,
-        holder: str,
-        key: int,
-        conn: psycopg.AsyncConnection[Any],
-    ) -> None:
-        self._store = store
-        self._name = name
-        self.holder = holder
-        self._key = key
-        self._conn: psycopg.AsyncConnection[Any] | None = conn
-
-    @property
-    def name(self) -> str:
-        """The lock's name."""
-        return self._name
-
-    async def release(self) -> None:
-        """Unlock and close the connection; idempotent."""
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        self._store._locks.discard(self)
-        try:
-            with contextlib.suppress(psycopg.Error):  # it ends with the session (closed below)
-                await conn.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
-        finally:
-            await conn.close()
-
-
-class PostgresJobs:
-    """Watchlist, runs, service state, claims and locks on PostgreSQL (mixed into the store)."""
+class PostgresJobs(PostgresLocks):
+    """Watchlist, runs, service state, claims and (through :class:`PostgresLocks`) locks on
+    PostgreSQL (mixed into the store)."""
 
     if TYPE_CHECKING:  # provided by PostgresStore
-        _db: DatabaseUrl
         _pool: AsyncConnectionPool
 
         @property
         def description(self) -> str: ...
 
         async def _fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]: ...
-
-    def __init__(self) -> None:
-        self._locks: set[AdvisoryLock] = set()
 
     @contextlib.asynccontextmanager
     async def _transaction(
@@ -171,9 +132,9 @@ class PostgresJobs:
                     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 yield conn
         except (psycopg.OperationalError, PoolClosed, PoolTimeout) as exc:
-            raise DatabaseUnreachable(f"{self.description}: {_first_line(exc)}") from exc
+            raise DatabaseUnreachable(f"{self.description}: {first_line(exc)}") from exc
         except psycopg.Error as exc:
-            raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
+            raise StorageError(f"{self.description}: {first_line(exc)}") from exc
 
     # -- watchlist --------------------------------------------------------------------------
 
@@ -365,40 +326,3 @@ class PostgresJobs:
         sql = "SELECT MAX(fire_time) FROM job_claims WHERE job = %(job)s"
         rows = await self._fetch(sql, {"job": job})
         return _utc(rows[0][0]) if rows else None
-
-    # -- locks ------------------------------------------------------------------------------
-
-    async def acquire_lock(
-        self,
-        name: str,
-        *,
-        holder: str,
-        ttl: float = 60.0,  # noqa: ARG002 - the server frees a dead session's lock: no lease
-    ) -> StoreLock | None:
-        """Take the advisory lock ``name`` on a connection of its own, or None if it is held."""
-        key = lock_key(name)
-        try:
-            conn = await psycopg.AsyncConnection.connect(
-                self._db.conninfo, autocommit=True, connect_timeout=10
-            )
-        except psycopg.Error as exc:
-            raise DatabaseUnreachable(f"{self.description}: {_first_line(exc)}") from exc
-        taken = False
-        try:
-            cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
-            taken = bool((await cur.fetchone() or (False,))[0])
-        except psycopg.Error as exc:
-            raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
-        finally:
-            if not taken:
-                await conn.close()
-        if not taken:
-            return None
-        lock = AdvisoryLock(self, name, holder, key, conn)
-        self._locks.add(lock)
-        return lock
-
-    async def _release_locks(self) -> None:
-        """Release every lock this store still holds (before it closes)."""
-        for lock in list(self._locks):
-            await lock.release()

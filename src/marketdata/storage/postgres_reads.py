@@ -18,7 +18,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from marketdata.errors import DatabaseUnreachable, StorageError
-from marketdata.storage.postgres_jobs import _first_line
+from marketdata.storage.postgres_locks import first_line
 from marketdata.storage.records import MARK_SCHEMA, NEIGHBOUR_SCHEMA, READ_SCHEMA, REVISION_SCHEMA
 
 # Stored bars in and around each span, as binary COPY: the span's ordinal stands in for the
@@ -164,9 +164,9 @@ class PostgresReads:
                 cur = await conn.execute(sql, params, binary=True)
                 return await cur.fetchall()
         except (psycopg.OperationalError, PoolClosed, PoolTimeout) as exc:
-            raise DatabaseUnreachable(f"{self.description}: {_first_line(exc)}") from exc
+            raise DatabaseUnreachable(f"{self.description}: {first_line(exc)}") from exc
         except psycopg.Error as exc:
-            raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
+            raise StorageError(f"{self.description}: {first_line(exc)}") from exc
 
     async def read_neighbourhood(self, spans: pl.DataFrame, *, rows: int) -> pl.DataFrame:
         """Stored bars in and around each span (one binary COPY for all spans)."""
@@ -190,7 +190,7 @@ class PostgresReads:
                 async for data in copy:
                     chunks.append(bytes(data))
         except psycopg.Error as exc:
-            raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
+            raise StorageError(f"{self.description}: {first_line(exc)}") from exc
         return b"".join(chunks)
 
     async def read_bars(

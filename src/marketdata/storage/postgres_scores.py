@@ -19,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from marketdata.bars import LOG_SCHEMA, SCORE_SCHEMA
 from marketdata.errors import StorageError
 from marketdata.storage.postgres_jobs import WRITE_LOCK as _WRITE_LOCK
-from marketdata.storage.postgres_jobs import _first_line
+from marketdata.storage.postgres_locks import first_line
 from marketdata.storage.prepare import prepare_log, prepare_scores
 from marketdata.storage.records import RULE_COUNT_SCHEMA
 
@@ -116,7 +116,7 @@ class PostgresScores:
                 row = await cur.fetchone()
                 await self._replace_log(conn, "_scores", log, at)
         except psycopg.Error as exc:
-            raise StorageError(f"{self.description}: {_first_line(exc)}") from exc
+            raise StorageError(f"{self.description}: {first_line(exc)}") from exc
         return int(row[0]) if row else 0
 
     async def set_gap_counts(self, counts: pl.DataFrame) -> None:
