@@ -124,11 +124,8 @@ def backfill(
         bars.update(tasks["symbols"], completed=progress.symbols_done + progress.errors)
         bars.update(tasks["requests"], completed=progress.requests_done, stats=stats)
 
-    chosen: list[str] = []  # the provider the run uses (the default depends on the key)
-
     async def go(store: Store) -> Prepared | Outcome:
         runner = backfiller(store, settings, provider=provider, strategy=strategy)
-        chosen.append(runner.provider_name)
         if dry_run:
             return await runner.plan(target)
         return await runner.run(target, on_start=on_start, on_progress=on_progress)
@@ -148,8 +145,7 @@ def backfill(
     elapsed = time.perf_counter() - started
     if isinstance(result, Prepared):
         # Only Polygon is rate-limited; the simulator answers at once.
-        limited = chosen == ["polygon"]
-        rate = settings.polygon_calls_per_minute if limited else 0.0
+        rate = settings.polygon_calls_per_minute if result.provider == "polygon" else 0.0
         _print_plan(result, calls_per_minute=rate, as_json=as_json)
         return
     outcome = result

@@ -61,6 +61,7 @@ class Prepared:
     window_days: int | None = None  # the plan window's depth, when known and binding
     clipped: tuple[str, ...]  # symbols whose history the plan window cuts
     explicit_start: bool
+    provider: str  # who the run asks (its rate limit applies)
     #: Corporate-actions requests (splits and dividends: two calls and their pages each); set
     #: by :meth:`~marketdata.service.runs.Backfiller.plan`, which knows what was checked.
     action_requests: int = 0
@@ -164,4 +165,5 @@ async def prepare(
         window_days=int(window_days) if clipped and window_days is not None else None,
         clipped=tuple(clipped),
         explicit_start=target.start is not None,
+        provider=provider,
     )

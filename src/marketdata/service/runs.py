@@ -33,7 +33,13 @@ from marketdata.errors import (
 )
 from marketdata.logs import log_context
 from marketdata.providers.base import Provider
-from marketdata.service.actions import fetch_actions, plan_actions, read_checked, save_checked
+from marketdata.service.actions import (
+    ActionsPlan,
+    fetch_actions,
+    plan_actions,
+    read_checked,
+    save_checked,
+)
 from marketdata.service.backfill import Options, Prepared, Strategy, Target, prepare
 from marketdata.service.execution import Execution, Progress
 from marketdata.service.plan import SymbolPlan
@@ -111,18 +117,26 @@ class Backfiller:
             options=self.options,
             now=self.clock(),
         )
-        symbols = prepared.plan.symbols
-        if not any(s.range_calls or s.grouped_sessions for s in symbols):
+        todo = await self._actions_todo(prepared.plan.symbols, self.provider_name)
+        if todo is None:
             return prepared
-        todo = plan_actions(
-            symbols,
-            await self.store.symbol_statuses([s.symbol for s in symbols]),
-            await read_checked(self.store, self.provider_name),
-            provider=self.provider_name,
-        )
         # Symbols whose simulated bars real ones replace are asked again after their bars.
         requests = len(todo.requests) + (1 if todo.later else 0)
         return replace(prepared, action_requests=requests)
+
+    async def _actions_todo(
+        self, symbols: Sequence[SymbolPlan], provider: str, *, replaced: bool = False
+    ) -> ActionsPlan | None:
+        """The actions requests for ``symbols`` (None when none of them has work); with
+        ``replaced``, what ``provider`` was asked before is disregarded."""
+        if not any(s.range_calls or s.grouped_sessions for s in symbols):
+            return None
+        return plan_actions(
+            symbols,
+            await self.store.symbol_statuses([s.symbol for s in symbols]),
+            {} if replaced else await read_checked(self.store, provider),
+            provider=provider,
+        )
 
     async def run(
         self,
@@ -294,14 +308,9 @@ class Backfiller:
         ones replace, to do after their bars (purging simulated bars purges their actions).
         With ``replaced`` (after the bars), what was asked before is disregarded.
         """
-        if not any(s.range_calls or s.grouped_sessions for s in symbols):
+        todo = await self._actions_todo(symbols, provider.name, replaced=replaced)
+        if todo is None:
             return []
-        todo = plan_actions(
-            symbols,
-            await self.store.symbol_statuses([s.symbol for s in symbols]),
-            {} if replaced else await read_checked(self.store, provider.name),
-            provider=provider.name,
-        )
         for since, names in todo.requests.items():
             before = getattr(provider, "calls", None)
             try:
